@@ -1,0 +1,1 @@
+"""ckpt: a checkpoint manager for machine-learning training runs."""
