@@ -1,0 +1,167 @@
+"""The payload manifest: what files a checkpoint held when it was saved, and checking them now.
+
+`save` records every file of the checkpoint folder but `metadata.json` (path relative to the
+folder, size, sha256); `verify` recomputes it and reports each missing, changed or extra file.
+Hashing is imported here and only here, so commands that don't hash never load it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from .errors import CkptError, NotFoundError, VerifyError
+from .format import ManifestEntry
+from .records import METADATA_NAME
+
+_CHUNK = 1 << 20
+#: called with the number of bytes just hashed, for progress bars
+Progress = Callable[[int], None]
+
+
+def _no_progress(_: int) -> None:
+    return None
+
+
+def iter_payload_files(folder: Path) -> Iterator[tuple[str, Path]]:
+    """(relative POSIX path, path) of every regular file below `folder` but metadata.json and
+    ckpt's own temp files, sorted; symlinks are neither followed nor listed."""
+    found: list[tuple[str, Path]] = []
+    stack = [folder]
+    while stack:
+        current = stack.pop()
+        with os.scandir(current) as entries:
+            for entry in entries:
+                path = Path(entry.path)
+                relative = path.relative_to(folder).as_posix()
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(path)
+                elif entry.is_file(follow_symlinks=False):
+                    if relative == METADATA_NAME or _is_ckpt_temp(entry.name):
+                        continue
+                    found.append((relative, path))
+    found.sort()
+    yield from found
+
+
+def _is_ckpt_temp(name: str) -> bool:
+    return name.startswith(".") and ".tmp-" in name
+
+
+def sha256_file(path: Path, progress: Progress = _no_progress) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+            progress(len(chunk))
+    return digest.hexdigest()
+
+
+def build_manifest(folder: Path, *, hashes: bool = True) -> list[ManifestEntry]:
+    """The manifest of a checkpoint folder as it is now."""
+    entries = []
+    for relative, path in iter_payload_files(folder):
+        size = path.stat().st_size
+        digest = sha256_file(path) if hashes else None
+        entries.append(ManifestEntry(relative, size, digest))
+    return entries
+
+
+@dataclass(frozen=True)
+class ManifestProblem:
+    """One way a checkpoint's files differ from its manifest."""
+
+    path: str
+    problem: str  # "missing", "size changed", "content changed", "extra", "unsafe path"
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.problem}"
+
+
+def unsafe_path(relative: str) -> bool:
+    """True when a manifest path would leave the checkpoint folder (absolute or with `..`)."""
+    pure = PurePosixPath(relative)
+    return pure.is_absolute() or ".." in pure.parts or relative.startswith("\\")
+
+
+def total_bytes(manifest: list[ManifestEntry]) -> int:
+    return sum(entry.size for entry in manifest)
+
+
+def check_manifest(
+    folder: Path, manifest: list[ManifestEntry], progress: Progress = _no_progress
+) -> list[ManifestProblem]:
+    """Compare a folder with its recorded manifest; an empty list means it matches."""
+    problems = []
+    recorded = set()
+    for entry in manifest:
+        if unsafe_path(entry.path):
+            problems.append(
+                ManifestProblem(entry.path, "unsafe path (leaves the checkpoint folder)")
+            )
+            continue
+        recorded.add(entry.path)
+        path = folder / entry.path
+        if path.is_symlink() or not path.is_file():
+            problems.append(ManifestProblem(entry.path, "missing"))
+            progress(entry.size)
+            continue
+        size = path.stat().st_size
+        if size != entry.size:
+            problems.append(ManifestProblem(entry.path, f"size changed ({entry.size} -> {size})"))
+            progress(entry.size)
+            continue
+        if entry.sha256 is not None and sha256_file(path, progress) != entry.sha256:
+            problems.append(ManifestProblem(entry.path, "content changed (sha256 differs)"))
+    for relative, _ in iter_payload_files(folder):
+        if relative not in recorded:
+            problems.append(ManifestProblem(relative, "extra (not in the manifest)"))
+    return problems
+
+
+@dataclass
+class VerifyReport:
+    """The verdict on one checkpoint: its problems (empty when it is whole) and, when it
+    failed, the error that stands for them (exit 3 for data, 4 for the file system)."""
+
+    path: Path
+    problems: list[str]
+    error: CkptError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify_target(
+    target: Path, progress: Progress = _no_progress
+) -> tuple[bool, list[VerifyReport]]:
+    """Verify a checkpoint folder (or its metadata.json), or every checkpoint of a run directory.
+
+    Returns whether `target` was a single checkpoint, and one report per checkpoint.
+    """
+    from .records import step_from_name
+    from .rundir import checkpoint_folder, read_metadata, scan
+
+    folder = checkpoint_folder(target)
+    single = (folder / METADATA_NAME).exists() or step_from_name(folder.name) is not None
+    if single:
+        folders = [folder]
+    else:
+        folders = [r.path for r in scan(folder) if r.kind == "checkpoint"]
+        if not folders:
+            raise NotFoundError(f"{folder}: no checkpoint to verify")
+    reports = []
+    for current in folders:
+        try:
+            meta = read_metadata(current)
+        except CkptError as exc:
+            reports.append(VerifyReport(current, [str(exc)], exc))
+            continue
+        problems = [] if meta.manifest is None else check_manifest(current, meta.manifest, progress)
+        error = VerifyError(f"{current}: {problems[0]}") if problems else None
+        reports.append(VerifyReport(current, [str(p) for p in problems], error))
+    return single, reports

@@ -1,0 +1,129 @@
+"""The command line's shared parameters, declared once as `Annotated` aliases, and the parsing
+of their values (durations, retention rules) into core types."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .errors import UsageError
+from .format import FIELD_NAMES
+from .retention import RetentionPolicy
+
+
+def _complete_fields() -> list[str]:
+    return list(FIELD_NAMES)
+
+
+RunDirArg = Annotated[
+    Path,
+    typer.Argument(metavar="RUN_DIR", help="The run directory holding checkpoint-<step>/ folders."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+FieldOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--field",
+        "-f",
+        metavar="NAME",
+        help=f"Print one field only ({', '.join(FIELD_NAMES)}, or an extra key).",
+        autocompletion=_complete_fields,
+    ),
+]
+LockTimeoutOpt = Annotated[
+    float,
+    typer.Option(
+        "--lock-timeout",
+        metavar="SECONDS",
+        min=0,
+        help="How long to wait for another save or prune on the run directory (exit 5 after).",
+    ),
+]
+KeepLastOpt = Annotated[
+    int | None, typer.Option("--keep-last", min=0, metavar="N", help="Keep the N highest steps.")
+]
+KeepBestOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--keep-best",
+        min=0,
+        metavar="N",
+        help="Keep the N lowest losses (own loss, else best_loss).",
+    ),
+]
+KeepEveryOpt = Annotated[
+    int | None, typer.Option("--keep-every", min=1, metavar="S", help="Keep steps divisible by S.")
+]
+KeepWithinOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--keep-within", metavar="DUR", help="Keep what was saved within DUR (30m, 2h, 3d, 1w)."
+    ),
+]
+KeepDailyOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--keep-daily", min=0, metavar="N", help="Keep the newest of each of the last N days."
+    ),
+]
+KeepWeeklyOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--keep-weekly", min=0, metavar="N", help="Keep the newest of each of the last N weeks."
+    ),
+]
+MinAgeOpt = Annotated[
+    str | None,
+    typer.Option("--min-age", metavar="DUR", help="Never delete anything younger than DUR."),
+]
+StaleAfterOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--stale-after",
+        metavar="DUR",
+        help="Remove abandoned staging/incomplete folders older than DUR [default: 24h].",
+    ),
+]
+
+
+def parse_duration_option(option: str, text: str | None) -> float | None:
+    """A duration option's value in seconds; a usage error naming the option when malformed."""
+    from .durations import parse_duration
+
+    if text is None:
+        return None
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise UsageError(f"{option}: {exc}") from None
+
+
+def build_policy(
+    keep_last: int | None = None,
+    keep_best: int | None = None,
+    keep_every: int | None = None,
+    keep_within: str | None = None,
+    keep_daily: int | None = None,
+    keep_weekly: int | None = None,
+    min_age: str | None = None,
+    stale_after: str | None = None,
+) -> RetentionPolicy:
+    """The retention policy the keep options describe (it may have no rule: callers decide)."""
+    stale = parse_duration_option("--stale-after", stale_after)
+    try:
+        policy = RetentionPolicy(
+            keep_last=keep_last,
+            keep_best=keep_best,
+            keep_every=keep_every,
+            keep_within=parse_duration_option("--keep-within", keep_within),
+            keep_daily=keep_daily,
+            keep_weekly=keep_weekly,
+            min_age=parse_duration_option("--min-age", min_age),
+        )
+        if stale is not None:
+            policy = RetentionPolicy(**{**policy.__dict__, "stale_after": stale})
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return policy

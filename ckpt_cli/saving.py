@@ -1,0 +1,368 @@
+"""Saving a checkpoint: the commit protocol of DESIGN.md, with `metadata.json` as the marker.
+
+Three cases, chosen by what is at the target folder:
+- nothing: build the checkpoint in a hidden staging folder in the same run directory (payload,
+  then metadata.json by temp + fsync + rename), fsync it, rename it into place, fsync the run dir;
+- a folder without metadata.json (a framework already wrote the weights): *seal* it, copying any
+  given payload in first and writing metadata.json last;
+- a checkpoint (valid or corrupt metadata.json): only with `force`; the new one is built in
+  staging (unchanged files hard-linked from the old one) and swapped in atomically.
+Killed at any instant, a save leaves either no `checkpoint-<step>` or a complete one, plus at
+most a hidden staging or trash folder that prune clears once it is stale.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import atomic
+from .errors import (
+    CkptFileSystemError,
+    InvalidCheckpointError,
+    NotFoundError,
+    UsageError,
+    fs_error,
+)
+from .format import Metadata, encode_metadata, format_timestamp
+from .locking import DEFAULT_LOCK_TIMEOUT, run_lock
+from .pruning import PruneResult, prune_locked
+from .records import METADATA_NAME, STAGING_RE, TRASH_RE, checkpoint_name
+from .retention import RetentionPolicy
+from .rundir import find_latest
+
+#: progress callback: bytes just copied
+Progress = Callable[[int], None]
+
+
+def _no_progress(_: int) -> None:
+    return None
+
+
+def _check_payloads(payloads: Sequence[Path]) -> list[tuple[Path, str]]:
+    placed: dict[str, Path] = {}
+    for source in payloads:
+        name = source.name
+        if not name or name in (".", ".."):
+            raise UsageError(f"{source}: not a file name that can go into a checkpoint")
+        if name == METADATA_NAME or STAGING_RE.fullmatch(name) or TRASH_RE.fullmatch(name):
+            raise UsageError(f"{source}: the name {name!r} is reserved by ckpt")
+        if not source.exists():
+            raise CkptFileSystemError(f"{source}: no such payload file")
+        if name in placed:
+            raise UsageError(f"{source}: two payloads are both named {name!r}")
+        placed[name] = source
+    return [(source, name) for name, source in placed.items()]
+
+
+def _payload_bytes(source: Path) -> int:
+    if source.is_dir():
+        return sum(p.stat().st_size for p in source.rglob("*") if p.is_file())
+    return source.stat().st_size
+
+
+def _check_space(run_dir: Path, payloads: list[tuple[Path, str]], move: bool, extra: int) -> None:
+    """Fail early, before writing anything, when the payload clearly cannot fit."""
+    needed = extra
+    device = run_dir.stat().st_dev
+    for source, _ in payloads:
+        if move and source.stat().st_dev == device:
+            continue  # a rename on the same file system takes no space
+        needed += _payload_bytes(source)
+    free = shutil.disk_usage(run_dir).free
+    if needed > free:
+        raise CkptFileSystemError(
+            f"{run_dir}: not enough space: the checkpoint needs {needed} bytes, {free} are free"
+        )
+
+
+def _copy_file(source: Path, dest: Path, progress: Progress) -> None:
+    with open(source, "rb") as src, open(dest, "xb") as dst:
+        while chunk := src.read(1 << 20):
+            dst.write(chunk)
+            progress(len(chunk))
+        dst.flush()
+        os.fsync(dst.fileno())
+    shutil.copystat(source, dest)
+
+
+def _place(source: Path, dest: Path, move: bool, progress: Progress) -> None:
+    """Copy or move one payload (file or folder) to `dest`, which must not exist."""
+    if move:
+        shutil.move(os.fspath(source), os.fspath(dest))
+        return
+    if source.is_dir():
+        shutil.copytree(
+            source, dest, copy_function=lambda s, d: _copy_file(Path(s), Path(d), progress)
+        )
+    else:
+        _copy_file(source, dest, progress)
+    atomic.fault_point("save:payload-copied")
+
+
+def _link_or_copy(source: str, dest: str) -> None:
+    try:
+        os.link(source, dest)
+    except OSError:
+        shutil.copy2(source, dest)
+
+
+def _fill(
+    folder: Path, payloads: list[tuple[Path, str]], move: bool, progress: Progress
+) -> list[tuple[Path, Path]]:
+    """Put the payloads into `folder`, replacing same-named entries; returns what was moved."""
+    moved = []
+    for source, name in payloads:
+        dest = folder / name
+        if dest.is_dir() and not dest.is_symlink():
+            shutil.rmtree(dest)
+        elif os.path.lexists(dest):
+            # never write into an existing file: it may be a hard link shared with the old
+            # checkpoint that is being replaced
+            os.unlink(dest)
+        _place(source, dest, move, progress)
+        if move:
+            moved.append((source, dest))
+    return moved
+
+
+def _write_metadata(folder: Path, meta: Metadata, hashes: bool) -> None:
+    from .manifest import build_manifest
+
+    meta.manifest = build_manifest(folder, hashes=hashes)
+    meta.saved_at = format_timestamp(time.time())
+    data = encode_metadata(meta)
+    atomic.fault_point("save:before-metadata")
+    atomic.write_file_atomic(folder / METADATA_NAME, data, point="save:metadata")
+
+
+def _undo_moves(moved: list[tuple[Path, Path]]) -> None:
+    """After a failed save, give moved payloads back to where the user had them."""
+    for source, dest in reversed(moved):
+        with contextlib.suppress(OSError):
+            shutil.move(os.fspath(dest), os.fspath(source))
+
+
+def save_checkpoint(
+    folder: Path,
+    meta: Metadata,
+    *,
+    payloads: Sequence[Path] = (),
+    move: bool = False,
+    force: bool = False,
+    hashes: bool = True,
+    progress: Progress = _no_progress,
+) -> str:
+    """Commit `meta` (and payload files) as the checkpoint at `folder`.
+
+    Returns what happened: "saved" (a new folder), "sealed" (an existing folder without
+    metadata got its marker) or "replaced" (with force). The caller holds the run lock.
+    """
+    # encode once up front so that bad values fail before anything touches the disk
+    encode_metadata(meta)
+    placed = _check_payloads(payloads)
+    run_dir = folder.parent
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise CkptFileSystemError(f"{run_dir}: not a directory") from None
+    except OSError as exc:
+        raise fs_error(exc, run_dir, "cannot create run directory") from None
+    try:
+        if folder.is_symlink():
+            raise CkptFileSystemError(f"{folder}: is a symlink; ckpt does not write through links")
+        if folder.exists() and not folder.is_dir():
+            raise CkptFileSystemError(f"{folder}: exists and is not a directory")
+        _check_space(run_dir, placed, move, extra=len(meta.optimizer_state) * 24 + 4096)
+        if not folder.exists():
+            _save_new(folder, meta, placed, move, hashes, progress)
+            return "saved"
+        if not os.path.lexists(folder / METADATA_NAME):
+            _seal(folder, meta, placed, move, hashes, progress)
+            return "sealed"
+        if not force:
+            raise InvalidCheckpointError(
+                f"{folder}: a checkpoint already exists at this step (use --force to replace it)"
+            )
+        _replace(folder, meta, placed, move, hashes, progress)
+        return "replaced"
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise fs_error(exc, folder, "disk full while saving") from None
+        raise fs_error(exc, None, "cannot save checkpoint") from None
+
+
+def _new_staging(run_dir: Path, step: int) -> Path:
+    staging = run_dir / f".checkpoint-{step}.staging-{atomic.token()}"
+    os.mkdir(staging)
+    return staging
+
+
+def _save_new(
+    folder: Path,
+    meta: Metadata,
+    placed: list[tuple[Path, str]],
+    move: bool,
+    hashes: bool,
+    progress: Progress,
+) -> None:
+    run_dir = folder.parent
+    staging = _new_staging(run_dir, meta.global_step)
+    moved: list[tuple[Path, Path]] = []
+    try:
+        atomic.fault_point("save:staging-created")
+        moved = _fill(staging, placed, move, progress)
+        _write_metadata(staging, meta, hashes)
+        atomic.fault_point("save:before-publish")
+        os.rename(staging, folder)
+    except BaseException:
+        _undo_moves(moved)
+        with contextlib.suppress(OSError):
+            atomic.remove_tree(staging)
+        raise
+    atomic.fault_point("save:before-run-dir-fsync")
+    atomic.fsync_dir(run_dir)
+
+
+def _seal(
+    folder: Path,
+    meta: Metadata,
+    placed: list[tuple[Path, str]],
+    move: bool,
+    hashes: bool,
+    progress: Progress,
+) -> None:
+    _fill(folder, placed, move, progress)
+    _write_metadata(folder, meta, hashes)
+    atomic.fsync_dir(folder.parent)
+
+
+def _replace(
+    folder: Path,
+    meta: Metadata,
+    placed: list[tuple[Path, str]],
+    move: bool,
+    hashes: bool,
+    progress: Progress,
+) -> None:
+    run_dir = folder.parent
+    staging = run_dir / f".checkpoint-{meta.global_step}.staging-{atomic.token()}"
+    moved: list[tuple[Path, Path]] = []
+    try:
+        shutil.copytree(
+            folder,
+            staging,
+            symlinks=True,
+            copy_function=_link_or_copy,
+            ignore=lambda _dir, names: [n for n in names if n == METADATA_NAME],
+        )
+        moved = _fill(staging, placed, move, progress)
+        _write_metadata(staging, meta, hashes)
+        atomic.fault_point("save:before-publish")
+        if atomic.exchange(staging, folder):
+            old = staging
+        else:  # no renameat2: a short window without the folder, never a half-made one
+            old = atomic.trash_name(folder, meta.global_step)
+            os.rename(folder, old)
+            os.rename(staging, folder)
+    except BaseException:
+        _undo_moves(moved)
+        with contextlib.suppress(OSError):
+            atomic.remove_tree(staging)
+        raise
+    atomic.fsync_dir(run_dir)
+    atomic.delete_folder(old, meta.global_step)
+
+
+@dataclass
+class SaveRequest:
+    """What `ckpt save` was asked to record; unset values come from the latest checkpoint."""
+
+    step: int
+    epoch: int | None = None
+    loss: float | None = None
+    best_loss: float | None = None
+    rng_state: int | None = None
+    optimizer_state: list[float] = field(default_factory=list)
+
+
+@dataclass
+class SaveResult:
+    """What a save did: the checkpoint's folder, how ("saved", "sealed", "replaced"), the
+    best_loss it recorded, and the prune that followed when keep rules were given."""
+
+    path: Path
+    outcome: str
+    best_loss: float
+    prune: PruneResult | None = None
+
+
+def resolve_best_loss(
+    run_dir: Path, loss: float | None, best: float | None, previous: Metadata | None
+) -> float:
+    """DESIGN.md's rule: --best-loss outright; --loss as a running minimum over the latest
+    checkpoint's best_loss; neither: the latest's carried forward, or a usage error."""
+    if best is not None:
+        return best
+    if loss is not None:
+        return min(loss, previous.best_loss) if previous is not None else loss
+    if previous is not None:
+        return previous.best_loss
+    raise UsageError(
+        f"{run_dir}: no earlier checkpoint to take best_loss from; give --loss or --best-loss"
+    )
+
+
+def save_to_run(
+    run_dir: Path,
+    request: SaveRequest,
+    *,
+    payloads: Sequence[Path] = (),
+    move: bool = False,
+    force: bool = False,
+    hashes: bool = True,
+    policy: RetentionPolicy | None = None,
+    lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT,
+    progress: Progress = _no_progress,
+) -> SaveResult:
+    """`ckpt save`: under the run lock, fill in from the latest checkpoint, commit, then prune
+    by `policy` (after the commit, never before)."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise CkptFileSystemError(f"{run_dir}: not a directory") from None
+    except OSError as exc:
+        raise fs_error(exc, run_dir, "cannot create run directory") from None
+    with run_lock(run_dir, lock_timeout):
+        try:
+            previous: Metadata | None = find_latest(run_dir)[1]
+        except NotFoundError:
+            previous = None
+        best = resolve_best_loss(run_dir, request.loss, request.best_loss, previous)
+        epoch = request.epoch if request.epoch is not None else (previous.epoch if previous else 0)
+        meta = Metadata(
+            epoch=epoch,
+            global_step=request.step,
+            best_loss=best,
+            optimizer_state=request.optimizer_state,
+            rng_state=request.rng_state,
+            loss=request.loss,
+        )
+        folder = run_dir / checkpoint_name(request.step)
+        outcome = save_checkpoint(
+            folder,
+            meta,
+            payloads=payloads,
+            move=move,
+            force=force,
+            hashes=hashes,
+            progress=progress,
+        )
+        pruned = prune_locked(run_dir, policy) if policy is not None else None
+    return SaveResult(folder, outcome, best, pruned)

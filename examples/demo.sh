@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# `make demo`: a short simulated training run, then what a person and a cron job would run.
+set -euo pipefail
+CKPT=${CKPT:-ckpt}
+PY=${PY:-python3}
+RUN=demo-run/checkpoints
+rm -rf demo-run
+mkdir -p demo-run
+
+step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
+
+# A dozen checkpoints: the loss falls, then turns noisy. The "framework" writes the weights
+# into checkpoint-<step>/ first; `ckpt save` seals the folder with metadata.json.
+losses=(2.31 1.62 1.18 0.93 0.77 0.66 0.61 0.63 0.58 0.62 0.57 0.60)
+for i in "${!losses[@]}"; do
+  s=$(( (i + 1) * 250 ))
+  mkdir -p "$RUN/checkpoint-$s"
+  head -c 65536 /dev/urandom > "$RUN/checkpoint-$s/model.bin"
+  $PY -c "import json,random; random.seed($s); print(json.dumps([random.random() for _ in range(2000)]))" \
+    > demo-run/optimizer.json
+  "$CKPT" save "$RUN" --step "$s" --epoch $(( i / 4 )) --loss "${losses[$i]}" \
+    --rng-state $(( 1000 + s )) --optimizer-state demo-run/optimizer.json >/dev/null
+done
+echo "saved 12 checkpoints into $RUN"
+
+step ckpt list "$RUN"
+"$CKPT" list "$RUN"
+step ckpt latest "$RUN"
+"$CKPT" latest "$RUN"
+step ckpt load "$RUN/checkpoint-3000" --field best_loss
+"$CKPT" load "$RUN/checkpoint-3000" --field best_loss
+step ckpt load "$RUN/checkpoint-2250"
+"$CKPT" load "$RUN/checkpoint-2250"
+step ckpt verify "$RUN"
+"$CKPT" verify "$RUN"
+step ckpt prune "$RUN" --keep-last 3 --keep-best 1 --dry-run
+"$CKPT" prune "$RUN" --keep-last 3 --keep-best 1 --dry-run

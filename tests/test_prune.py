@@ -1,0 +1,295 @@
+"""`prune` on real run directories: what is never touched, stale leftovers, several directories
+and globs, the terminal prompt, the lock between save and prune, and a prune killed mid-delete."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ckpt_cli import Checkpoint
+
+from .conftest import CKPT_BIN, invoke, make_checkpoint
+from .ptyrun import run_in_pty
+
+DAY = 86400.0
+
+
+def names(run_dir: Path) -> list[str]:
+    return sorted(p.name for p in run_dir.iterdir() if p.name != ".ckpt.lock")
+
+
+def age(path: Path, seconds: float) -> None:
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
+def plan(run_dir: Path, *rules: str) -> dict[str, tuple[str, list[str]]]:
+    result = invoke("prune", str(run_dir), *rules, "--dry-run", "--json")
+    assert result.exit_code == 0, result.stderr
+    entries = json.loads(result.stdout)["runs"][0]["entries"]
+    return {e["name"]: (e["decision"], e["reasons"]) for e in entries}
+
+
+def test_reasons_name_every_rule_that_keeps(run_dir: Path) -> None:
+    for step, loss in ((1000, 0.9), (2000, 0.2), (3000, 0.5), (4000, 0.6)):
+        make_checkpoint(run_dir, step, best_loss=loss, loss=loss)
+    decisions = plan(run_dir, "--keep-last", "1", "--keep-best", "1", "--keep-every", "2000")
+    assert decisions["checkpoint-1000"] == ("delete", ["no rule keeps it"])
+    assert decisions["checkpoint-2000"][0] == "keep"
+    assert set(decisions["checkpoint-2000"][1]) == {"best 1", "every 2000"}
+    assert decisions["checkpoint-3000"] == ("delete", ["no rule keeps it"])
+    assert decisions["checkpoint-4000"][0] == "keep"
+    assert {"last 1", "every 2000", "latest", "newest save"} == set(decisions["checkpoint-4000"][1])
+
+
+def test_never_touched_names_symlinks_and_fresh_incomplete(run_dir: Path, tmp_path: Path) -> None:
+    for step in (1, 2, 3):
+        make_checkpoint(run_dir, step)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "precious.bin").write_text("keep me")
+    (run_dir / "checkpoint-0").symlink_to(outside)  # a link with a checkpoint's name
+    (run_dir / "best").symlink_to(run_dir / "checkpoint-1")  # a link to a checkpoint
+    (run_dir / "notes.txt").write_text("mine")
+    (run_dir / "checkpoint-final").mkdir()
+    (run_dir / "checkpoint-4").mkdir()  # fresh incomplete: a framework may be writing
+    (run_dir / ".checkpoint-5.staging-abc123").mkdir()  # fresh staging: a save in progress
+    result = invoke("prune", str(run_dir), "--keep-last", "1", "--yes")
+    assert result.exit_code == 0, result.stderr
+    assert names(run_dir) == [
+        ".checkpoint-5.staging-abc123",
+        "best",
+        "checkpoint-0",
+        "checkpoint-3",
+        "checkpoint-4",
+        "checkpoint-final",
+        "notes.txt",
+    ]
+    assert (outside / "precious.bin").read_text() == "keep me"
+    assert os.path.islink(run_dir / "best")
+
+
+def test_stale_leftovers_are_removed_and_reported_apart(run_dir: Path) -> None:
+    for step in (1, 2):
+        make_checkpoint(run_dir, step)
+    stale_staging = run_dir / ".checkpoint-9.staging-deadbeef"
+    stale_staging.mkdir()
+    (stale_staging / "half.bin").write_bytes(b"x" * 10)
+    stale_incomplete = run_dir / "checkpoint-7"
+    stale_incomplete.mkdir()
+    trash = run_dir / ".checkpoint-0.deleting-0123ab"
+    trash.mkdir()
+    for path in (stale_staging, stale_incomplete):
+        age(path, 2 * DAY)
+    decisions = plan(run_dir, "--keep-last", "5")
+    assert decisions[stale_staging.name] == ("delete", ["stale staging"])
+    assert decisions["checkpoint-7"] == ("delete", ["stale incomplete"])
+    assert decisions[trash.name] == ("delete", ["interrupted deletion"])
+    result = invoke("prune", str(run_dir), "--keep-last", "5", "--yes", "--json")
+    doc = json.loads(result.stdout)
+    assert doc["totals"]["deleted"] == 0 and doc["totals"]["stale_removed"] == 3
+    assert names(run_dir) == ["checkpoint-1", "checkpoint-2"]
+    # a shorter --stale-after reaches younger leftovers; the default (24h) does not
+    young = run_dir / "checkpoint-8"
+    young.mkdir()
+    age(young, 3 * 3600)
+    assert plan(run_dir, "--keep-last", "5")["checkpoint-8"] == ("skip", ["fresh incomplete"])
+    assert plan(run_dir, "--keep-last", "5", "--stale-after", "2h")["checkpoint-8"][0] == "delete"
+
+
+def test_corrupt_is_kept_until_stale(run_dir: Path) -> None:
+    for step in (1, 2, 3):
+        make_checkpoint(run_dir, step)
+    (run_dir / "checkpoint-2" / "metadata.json").write_text("{ broken")
+    decisions = plan(run_dir, "--keep-last", "1")
+    assert decisions["checkpoint-2"] == ("keep", ["corrupt"])
+    age(run_dir / "checkpoint-2", 2 * DAY)
+    assert plan(run_dir, "--keep-last", "1")["checkpoint-2"] == ("delete", ["stale corrupt"])
+
+
+def test_min_age_protects_young_checkpoints(run_dir: Path) -> None:
+    for step in (1, 2, 3):
+        make_checkpoint(run_dir, step)
+    decisions = plan(run_dir, "--keep-last", "1", "--min-age", "2h")
+    assert decisions["checkpoint-1"] == ("keep", ["younger than min-age"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--keep-last", "-1"],
+            "Invalid value for '--keep-last': Input should be greater than or equal to 0",
+        ),
+        (
+            ["--keep-every", "0"],
+            "Invalid value for '--keep-every': Input should be greater than or equal to 1",
+        ),
+        (["--keep-within", "2 hours"], "--keep-within: invalid duration '2 hours'"),
+        (["--keep-last", "1", "--min-age", "soon"], "--min-age: invalid duration 'soon'"),
+        (["--keep-last", "1", "--stale-after", "-1h"], "--stale-after: invalid duration '-1h'"),
+        (["--min-age", "2h"], "no retention rule given"),
+    ],
+)
+def test_bad_rules_exit_2_and_delete_nothing(run_dir: Path, args: list[str], message: str) -> None:
+    for step in (1, 2, 3):
+        make_checkpoint(run_dir, step)
+    result = invoke("prune", str(run_dir), *args, "--yes")
+    assert result.exit_code == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith("ckpt: error: ") and message in result.stderr
+    assert len(names(run_dir)) == 3
+
+
+def test_globs_several_dirs_and_a_missing_one(tmp_path: Path) -> None:
+    runs = [tmp_path / "runs" / name / "checkpoints" for name in ("a", "b")]
+    for run in runs:
+        run.mkdir(parents=True)
+        for step in (1, 2, 3):
+            make_checkpoint(run, step)
+    missing = tmp_path / "nope"
+    result = invoke(
+        "prune",
+        str(tmp_path / "runs" / "*" / "checkpoints"),
+        str(missing),
+        "--keep-last",
+        "1",
+        "--yes",
+    )
+    assert result.exit_code == 4
+    assert f"ckpt: error: {missing}: no such run directory" in result.stderr
+    for run in runs:
+        assert names(run) == ["checkpoint-3"]
+    nothing = invoke("prune", str(tmp_path / "zzz*"), "--keep-last", "1", "--yes")
+    assert nothing.exit_code == 4
+    assert f"{tmp_path / 'zzz*'}: no run directory matches" in nothing.stderr
+
+
+def test_recursive_finds_run_dirs(tmp_path: Path) -> None:
+    deep = tmp_path / "root" / "team" / "exp1" / "checkpoints"
+    deep.mkdir(parents=True)
+    for step in (1, 2, 3):
+        make_checkpoint(deep, step)
+    result = invoke("prune", str(tmp_path / "root"), "--recursive", "--keep-last", "2", "--yes")
+    assert result.exit_code == 0, result.stderr
+    assert names(deep) == ["checkpoint-2", "checkpoint-3"]
+
+
+def test_terminal_prompt_yes_and_no(run_dir: Path) -> None:
+    for step in (1, 2, 3):
+        make_checkpoint(run_dir, step)
+    code, screen = run_in_pty([str(CKPT_BIN), "prune", str(run_dir), "--keep-last", "2"], b"n\n")
+    assert code != 0 and "Delete 1 folder(s)?" in screen
+    assert len(names(run_dir)) == 3
+    code, screen = run_in_pty([str(CKPT_BIN), "prune", str(run_dir), "--keep-last", "2"], b"y\n")
+    assert code == 0, screen
+    assert names(run_dir) == ["checkpoint-2", "checkpoint-3"]
+
+
+def test_no_terminal_refuses_without_yes(run_dir: Path) -> None:
+    for step in (1, 2):
+        make_checkpoint(run_dir, step)
+    done = subprocess.run(
+        [str(CKPT_BIN), "prune", str(run_dir), "--keep-last", "1"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2
+    assert done.stderr == (
+        "ckpt: error: refusing to delete without --yes when not on a terminal "
+        "(use --dry-run to see the plan)\n"
+    )
+    assert len(names(run_dir)) == 2
+
+
+HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from ckpt_cli.locking import run_lock
+with run_lock(Path(sys.argv[1]), None):
+    print("locked", flush=True)
+    time.sleep(float(sys.argv[2]))
+print("released", time.time(), flush=True)
+"""
+
+
+def _hold_lock(run_dir: Path, seconds: float) -> subprocess.Popen[str]:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(run_dir), str(seconds)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+    return holder
+
+
+def test_lock_timeout_exits_5(run_dir: Path) -> None:
+    make_checkpoint(run_dir, 1)
+    holder = _hold_lock(run_dir, 30)
+    try:
+        for args in (
+            ["prune", str(run_dir), "--keep-last", "1", "--yes", "--lock-timeout", "0.3"],
+            ["save", str(run_dir), "--step", "2", "--loss", "1", "--lock-timeout", "0.3"],
+        ):
+            done = subprocess.run([str(CKPT_BIN), *args], capture_output=True, text=True)
+            assert done.returncode == 5, done.stderr
+            assert done.stderr == (
+                f"ckpt: error: {run_dir}: another ckpt save or prune held the lock "
+                "for more than 0.3s\n"
+            )
+        assert not (run_dir / "checkpoint-2").exists()
+    finally:
+        holder.kill()
+        holder.communicate()
+
+
+def test_save_and_prune_exclude_each_other(run_dir: Path) -> None:
+    """A save that arrives while a prune holds the lock waits for it, and vice versa."""
+    for step in (1, 2, 3):
+        make_checkpoint(run_dir, step)
+    holder = _hold_lock(run_dir, 1.5)
+    save = subprocess.Popen(
+        [str(CKPT_BIN), "save", str(run_dir), "--step", "4", "--loss", "1", "--keep-last", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    save.communicate(timeout=60)
+    assert save.returncode == 0
+    finished = time.time()
+    assert holder.stdout is not None
+    released = float(holder.stdout.readline().split()[1])
+    holder.communicate()
+    assert finished >= released  # the save could only commit once the holder let go
+    assert names(run_dir) == ["checkpoint-4"]
+
+
+def test_prune_killed_mid_delete_leaves_no_fake_checkpoint(run_dir: Path) -> None:
+    for step in range(1, 7):
+        folder = make_checkpoint(run_dir, step)
+        (folder / "weights.bin").write_bytes(os.urandom(4096))
+    env = dict(os.environ, CKPT_FAULT_AT="delete:after-rename:2")
+    done = subprocess.run(
+        [str(CKPT_BIN), "prune", str(run_dir), "--keep-last", "2", "--yes"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == -9
+    for name in names(run_dir):
+        if name.startswith("checkpoint-"):
+            Checkpoint.load(run_dir / name)  # every visible checkpoint is whole
+    leftovers = [n for n in names(run_dir) if n.startswith(".checkpoint-")]
+    assert len(leftovers) == 1 and ".deleting-" in leftovers[0]
+    again = invoke("prune", str(run_dir), "--keep-last", "2", "--yes", "--json")
+    assert again.exit_code == 0
+    assert names(run_dir) == ["checkpoint-5", "checkpoint-6"]
+    reasons = [e["reasons"] for e in json.loads(again.stdout)["runs"][0]["entries"]]
+    assert ["interrupted deletion"] in reasons
