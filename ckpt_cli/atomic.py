@@ -6,8 +6,11 @@ renamed into place and its parent fsynced, two folders swapped atomically (`rena
 RENAME_EXCHANGE, where the kernel has it), and a folder removed by first renaming it aside to a
 hidden name so that a half-deleted folder never looks like a checkpoint.
 
-`fault_point(name)` marks each step of those protocols; the fault-injection tests set
-`CKPT_FAULT_AT=<name>[:<n>]` to have the process SIGKILL itself at the n-th time it passes there.
+`fault_point(name)` marks each step of those protocols (all of them are listed in
+`FAULT_POINTS`). The fault-injection tests set `CKPT_FAULT_AT=<name>[:<n>]` to have the process
+SIGKILL itself the n-th time it passes there (`CKPT_FAULT_ACTION=stop`: SIGSTOP instead, so that a
+test can tamper with the disk and let it go on), and `CKPT_FAULT_TRACE=<file>` to have every point
+passed appended to a file, which is how they enumerate the points of an operation.
 """
 
 from __future__ import annotations
@@ -23,22 +26,64 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
-_FAULT_AT = os.environ.get("CKPT_FAULT_AT")
+#: Every fault point, by protocol step. The harness in tests/faults.py checks that it reaches
+#: each one and that no other name is ever passed.
+FAULT_POINTS = frozenset(
+    {
+        # save into a new folder (staging, then publish by rename)
+        "save:staging-created",
+        "save:file-copied",
+        "save:payload-copied",
+        "save:before-metadata",
+        "save:metadata:temp-created",
+        "save:metadata:before-fsync",
+        "save:metadata:before-rename",
+        "save:metadata:before-dir-fsync",
+        "save:before-publish",
+        "save:before-run-dir-fsync",
+        "save:committed",
+        # seal a folder a framework filled
+        "seal:before-run-dir-fsync",
+        # replace an existing checkpoint (--force)
+        "replace:staging-linked",
+        "replace:exchanged",
+        "replace:old-renamed-aside",
+        "replace:before-delete-old",
+        # delete one folder (prune, or the old copy after a replace)
+        "delete:after-rename",
+        "delete:before-remove",
+        "delete:removed",
+        # prune, between entries
+        "prune:before-delete",
+        "prune:deleted",
+    }
+)
+
 _fault_counts: dict[str, int] = {}
 
 
 def fault_point(name: str) -> None:
-    """Die here with SIGKILL when the tests ask for it (CKPT_FAULT_AT); a no-op otherwise."""
-    if not _FAULT_AT:
+    """Die here with SIGKILL when the tests ask for it (CKPT_FAULT_AT); a no-op otherwise.
+
+    The environment is read on every call (a few dozen per save), so that a forked test child
+    can set it after ckpt was imported.
+    """
+    trace = os.environ.get("CKPT_FAULT_TRACE")
+    if trace:
+        with open(trace, "a", encoding="utf-8") as handle:
+            handle.write(name + "\n")
+    fault_at = os.environ.get("CKPT_FAULT_AT")
+    if not fault_at:
         return
-    want, _, nth = _FAULT_AT.rpartition(":")
+    want, _, nth = fault_at.rpartition(":")
     if not nth.isdigit():
-        want, nth = _FAULT_AT, ""
+        want, nth = fault_at, ""
     if want != name:
         return
     _fault_counts[name] = _fault_counts.get(name, 0) + 1
-    if _fault_counts[name] >= (int(nth) if nth else 1):
-        os.kill(os.getpid(), signal.SIGKILL)
+    if _fault_counts[name] == (int(nth) if nth else 1):
+        stop = os.environ.get("CKPT_FAULT_ACTION") == "stop"
+        os.kill(os.getpid(), signal.SIGSTOP if stop else signal.SIGKILL)
 
 
 def token() -> str:
@@ -65,6 +110,7 @@ def write_file_atomic(path: Path, data: bytes, *, point: str = "write") -> None:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
         try:
+            fault_point(f"{point}:temp-created")
             view = memoryview(data)
             while view:
                 written = os.write(fd, view)
@@ -145,5 +191,7 @@ def delete_folder(folder: Path, step: int | None) -> Path:
     os.rename(folder, trash)
     fault_point("delete:after-rename")
     fsync_dir(folder.parent)
+    fault_point("delete:before-remove")
     remove_tree(trash)
+    fault_point("delete:removed")
     return trash

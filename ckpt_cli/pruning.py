@@ -96,6 +96,7 @@ def prune_locked(
         if entry.decision != "delete":
             continue
         measured = _measured(entry)
+        atomic.fault_point("prune:before-delete")
         try:
             if entry.record.kind == "trash":
                 atomic.remove_tree(entry.record.path)
@@ -104,6 +105,7 @@ def prune_locked(
         except OSError as exc:
             result.failed.append((measured, exc.strerror or str(exc)))
             continue
+        atomic.fault_point("prune:deleted")
         result.deleted.append(measured)
         progress(measured)
     return result

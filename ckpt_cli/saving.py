@@ -90,6 +90,7 @@ def _copy_file(source: Path, dest: Path, progress: Progress) -> None:
         dst.flush()
         os.fsync(dst.fileno())
     shutil.copystat(source, dest)
+    atomic.fault_point("save:file-copied")
 
 
 def _place(source: Path, dest: Path, move: bool, progress: Progress) -> None:
@@ -182,16 +183,19 @@ def save_checkpoint(
         _check_space(run_dir, placed, move, extra=len(meta.optimizer_state) * 24 + 4096)
         if not folder.exists():
             _save_new(folder, meta, placed, move, hashes, progress)
-            return "saved"
-        if not os.path.lexists(folder / METADATA_NAME):
+            outcome = "saved"
+        elif not os.path.lexists(folder / METADATA_NAME):
             _seal(folder, meta, placed, move, hashes, progress)
-            return "sealed"
-        if not force:
+            outcome = "sealed"
+        elif not force:
             raise InvalidCheckpointError(
                 f"{folder}: a checkpoint already exists at this step (use --force to replace it)"
             )
-        _replace(folder, meta, placed, move, hashes, progress)
-        return "replaced"
+        else:
+            _replace(folder, meta, placed, move, hashes, progress)
+            outcome = "replaced"
+        atomic.fault_point("save:committed")
+        return outcome
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
             raise fs_error(exc, folder, "disk full while saving") from None
@@ -240,6 +244,7 @@ def _seal(
 ) -> None:
     _fill(folder, placed, move, progress)
     _write_metadata(folder, meta, hashes)
+    atomic.fault_point("seal:before-run-dir-fsync")
     atomic.fsync_dir(folder.parent)
 
 
@@ -262,14 +267,17 @@ def _replace(
             copy_function=_link_or_copy,
             ignore=lambda _dir, names: [n for n in names if n == METADATA_NAME],
         )
+        atomic.fault_point("replace:staging-linked")
         moved = _fill(staging, placed, move, progress)
         _write_metadata(staging, meta, hashes)
         atomic.fault_point("save:before-publish")
         if atomic.exchange(staging, folder):
             old = staging
+            atomic.fault_point("replace:exchanged")
         else:  # no renameat2: a short window without the folder, never a half-made one
             old = atomic.trash_name(folder, meta.global_step)
             os.rename(folder, old)
+            atomic.fault_point("replace:old-renamed-aside")
             os.rename(staging, folder)
     except BaseException:
         _undo_moves(moved)
@@ -277,6 +285,7 @@ def _replace(
             atomic.remove_tree(staging)
         raise
     atomic.fsync_dir(run_dir)
+    atomic.fault_point("replace:before-delete-old")
     atomic.delete_folder(old, meta.global_step)
 
 
