@@ -227,6 +227,7 @@ def save(
     keep_daily: KeepDailyOpt = None,
     keep_weekly: KeepWeeklyOpt = None,
     min_age: MinAgeOpt = None,
+    stale_after: StaleAfterOpt = None,
     lock_timeout: LockTimeoutOpt = DEFAULT_LOCK_TIMEOUT,
     as_json: JsonOpt = False,
 ) -> None:
@@ -242,10 +243,10 @@ def save(
 
     policy = None
     rules = (keep_last, keep_best, keep_every, keep_within, keep_daily, keep_weekly)
-    if any(rule is not None for rule in rules) or min_age is not None:
-        policy = build_policy(*rules, min_age)
+    if any(rule is not None for rule in rules) or min_age is not None or stale_after is not None:
+        policy = build_policy(*rules, min_age, stale_after)
         if not policy.has_rule:
-            raise UsageError("--min-age needs a --keep-* rule to go with it")
+            raise UsageError("--min-age and --stale-after need a --keep-* rule to go with them")
     _checked("--step", step, check_u64)
     for option, value in (("--loss", loss), ("--best-loss", best_loss)):
         if value is not None:
