@@ -42,6 +42,7 @@ FAULT_POINTS = frozenset(
         "save:before-publish",
         "save:before-run-dir-fsync",
         "save:committed",
+        "save:source-removed",
         # seal a folder a framework filled
         "seal:before-run-dir-fsync",
         # replace an existing checkpoint (--force)

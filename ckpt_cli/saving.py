@@ -73,7 +73,7 @@ def _check_space(run_dir: Path, payloads: list[tuple[Path, str]], move: bool, ex
     device = run_dir.stat().st_dev
     for source, _ in payloads:
         if move and source.stat().st_dev == device:
-            continue  # a rename on the same file system takes no space
+            continue  # a hard link on the same file system takes no space
         needed += _payload_bytes(source)
     free = shutil.disk_usage(run_dir).free
     if needed > free:
@@ -94,16 +94,27 @@ def _copy_file(source: Path, dest: Path, progress: Progress) -> None:
 
 
 def _place(source: Path, dest: Path, move: bool, progress: Progress) -> None:
-    """Copy or move one payload (file or folder) to `dest`, which must not exist."""
-    if move:
-        shutil.move(os.fspath(source), os.fspath(dest))
-        return
+    """Put one payload (file or folder) at `dest`, which must not exist.
+
+    A move hard-links where it can (the source is removed only once the checkpoint is
+    committed, by `_remove_sources`), so that a save killed before its commit never leaves the
+    user's files inside a staging folder that prune later deletes; elsewhere it copies.
+    """
+
+    def copy_one(file_source: str, file_dest: str) -> None:
+        if move:
+            try:
+                os.link(file_source, file_dest)
+                atomic.fault_point("save:file-copied")
+                return
+            except OSError:
+                pass  # another file system, or no hard links there: copy
+        _copy_file(Path(file_source), Path(file_dest), progress)
+
     if source.is_dir():
-        shutil.copytree(
-            source, dest, copy_function=lambda s, d: _copy_file(Path(s), Path(d), progress)
-        )
+        shutil.copytree(source, dest, symlinks=move, copy_function=copy_one)
     else:
-        _copy_file(source, dest, progress)
+        copy_one(os.fspath(source), os.fspath(dest))
     atomic.fault_point("save:payload-copied")
 
 
@@ -114,11 +125,8 @@ def _link_or_copy(source: str, dest: str) -> None:
         shutil.copy2(source, dest)
 
 
-def _fill(
-    folder: Path, payloads: list[tuple[Path, str]], move: bool, progress: Progress
-) -> list[tuple[Path, Path]]:
-    """Put the payloads into `folder`, replacing same-named entries; returns what was moved."""
-    moved = []
+def _fill(folder: Path, payloads: list[tuple[Path, str]], move: bool, progress: Progress) -> None:
+    """Put the payloads into `folder`, replacing same-named entries."""
     for source, name in payloads:
         dest = folder / name
         if dest.is_dir() and not dest.is_symlink():
@@ -128,9 +136,20 @@ def _fill(
             # checkpoint that is being replaced
             os.unlink(dest)
         _place(source, dest, move, progress)
-        if move:
-            moved.append((source, dest))
-    return moved
+
+
+def _remove_sources(payloads: list[tuple[Path, str]]) -> None:
+    """The second half of a move, once the checkpoint is committed: remove the originals.
+
+    Best effort: a source that cannot be removed is left where it was, which loses nothing.
+    """
+    for source, _ in payloads:
+        with contextlib.suppress(OSError):
+            if source.is_dir() and not source.is_symlink():
+                shutil.rmtree(source)
+            else:
+                os.unlink(source)
+        atomic.fault_point("save:source-removed")
 
 
 def _write_metadata(folder: Path, meta: Metadata, hashes: bool) -> None:
@@ -141,13 +160,6 @@ def _write_metadata(folder: Path, meta: Metadata, hashes: bool) -> None:
     data = encode_metadata(meta)
     atomic.fault_point("save:before-metadata")
     atomic.write_file_atomic(folder / METADATA_NAME, data, point="save:metadata")
-
-
-def _undo_moves(moved: list[tuple[Path, Path]]) -> None:
-    """After a failed save, give moved payloads back to where the user had them."""
-    for source, dest in reversed(moved):
-        with contextlib.suppress(OSError):
-            shutil.move(os.fspath(dest), os.fspath(source))
 
 
 def save_checkpoint(
@@ -195,6 +207,8 @@ def save_checkpoint(
             _replace(folder, meta, placed, move, hashes, progress)
             outcome = "replaced"
         atomic.fault_point("save:committed")
+        if move:
+            _remove_sources(placed)
         return outcome
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
@@ -218,15 +232,13 @@ def _save_new(
 ) -> None:
     run_dir = folder.parent
     staging = _new_staging(run_dir, meta.global_step)
-    moved: list[tuple[Path, Path]] = []
     try:
         atomic.fault_point("save:staging-created")
-        moved = _fill(staging, placed, move, progress)
+        _fill(staging, placed, move, progress)
         _write_metadata(staging, meta, hashes)
         atomic.fault_point("save:before-publish")
         os.rename(staging, folder)
     except BaseException:
-        _undo_moves(moved)
         with contextlib.suppress(OSError):
             atomic.remove_tree(staging)
         raise
@@ -258,7 +270,6 @@ def _replace(
 ) -> None:
     run_dir = folder.parent
     staging = run_dir / f".checkpoint-{meta.global_step}.staging-{atomic.token()}"
-    moved: list[tuple[Path, Path]] = []
     try:
         shutil.copytree(
             folder,
@@ -268,7 +279,7 @@ def _replace(
             ignore=lambda _dir, names: [n for n in names if n == METADATA_NAME],
         )
         atomic.fault_point("replace:staging-linked")
-        moved = _fill(staging, placed, move, progress)
+        _fill(staging, placed, move, progress)
         _write_metadata(staging, meta, hashes)
         atomic.fault_point("save:before-publish")
         if atomic.exchange(staging, folder):
@@ -280,7 +291,6 @@ def _replace(
             atomic.fault_point("replace:old-renamed-aside")
             os.rename(staging, folder)
     except BaseException:
-        _undo_moves(moved)
         with contextlib.suppress(OSError):
             atomic.remove_tree(staging)
         raise
