@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -125,17 +126,44 @@ def _link_or_copy(source: str, dest: str) -> None:
         shutil.copy2(source, dest)
 
 
+#: the temp names ckpt writes in a checkpoint folder (atomic.write_file_atomic, _fill)
+_TEMP_RE = re.compile(r"\..+\.tmp-[0-9a-f]{12}")
+
+
+def _is_temp(name: str) -> bool:
+    return _TEMP_RE.fullmatch(name) is not None
+
+
+def _remove_temps(folder: Path) -> None:
+    """Remove what a killed save left in a folder it was writing into: its temp files and
+    half-placed payloads. The run lock is held, so no live save owns them."""
+    for name in os.listdir(folder):
+        if _is_temp(name):
+            path = folder / name
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+
+
 def _fill(folder: Path, payloads: list[tuple[Path, str]], move: bool, progress: Progress) -> None:
-    """Put the payloads into `folder`, replacing same-named entries."""
+    """Put the payloads into `folder`, replacing same-named entries.
+
+    Each payload is placed under a temp name and renamed to its own, so that even a kill -9
+    never leaves a half-copied file under a payload's name (a seal writes into the
+    framework's folder, where nothing else would clean it up).
+    """
     for source, name in payloads:
         dest = folder / name
+        temp = folder / f".{name}.tmp-{atomic.token()}"
+        _place(source, temp, move, progress)
         if dest.is_dir() and not dest.is_symlink():
             shutil.rmtree(dest)
         elif os.path.lexists(dest):
             # never write into an existing file: it may be a hard link shared with the old
             # checkpoint that is being replaced
             os.unlink(dest)
-        _place(source, dest, move, progress)
+        os.rename(temp, dest)
 
 
 def _remove_sources(payloads: list[tuple[Path, str]]) -> None:
@@ -254,7 +282,13 @@ def _seal(
     hashes: bool,
     progress: Progress,
 ) -> None:
-    _fill(folder, placed, move, progress)
+    _remove_temps(folder)
+    try:
+        _fill(folder, placed, move, progress)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            _remove_temps(folder)
+        raise
     _write_metadata(folder, meta, hashes)
     atomic.fault_point("seal:before-run-dir-fsync")
     atomic.fsync_dir(folder.parent)
@@ -276,7 +310,7 @@ def _replace(
             staging,
             symlinks=True,
             copy_function=_link_or_copy,
-            ignore=lambda _dir, names: [n for n in names if n == METADATA_NAME],
+            ignore=lambda _dir, names: [n for n in names if n == METADATA_NAME or _is_temp(n)],
         )
         atomic.fault_point("replace:staging-linked")
         _fill(staging, placed, move, progress)
