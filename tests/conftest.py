@@ -59,3 +59,15 @@ def write_seed_metadata(folder: Path, doc: dict[str, Any]) -> Path:
 def invoke(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:
     """Run the CLI in-process; result.stdout and result.stderr are separate."""
     return CliRunner().invoke(app, [os.fspath(a) for a in args], input=input, env=env)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say how many kills the fault-injection tests made (the issue asks for the counts)."""
+    module = sys.modules.get("tests.test_faults")
+    kills = getattr(module, "KILLS", None)
+    if kills and any(kills.values()):
+        terminalreporter.write_line(
+            f"fault injection: killed save at {kills['save']} fault points and prune at "
+            f"{kills['prune']}, plus {kills['random']} kills at random instants; "
+            f"{kills['unsafe']} unsafe outcomes"
+        )
