@@ -8,6 +8,7 @@ metadata read, skipping (with a warning) what is incomplete or corrupt.
 
 from __future__ import annotations
 
+import errno
 import glob
 import os
 import re
@@ -58,7 +59,7 @@ def read_metadata(folder: Path) -> Metadata:
     """
     meta_file = folder / METADATA_NAME
     try:
-        data = meta_file.read_bytes()
+        data = _read_regular_file(meta_file)
     except FileNotFoundError:
         if not folder.exists():
             raise CkptFileSystemError(f"{folder}: no such checkpoint folder") from None
@@ -75,7 +76,27 @@ def read_metadata(folder: Path) -> Metadata:
         raise CkptFileSystemError(f"{folder}: not a directory") from None
     except OSError as exc:
         raise fs_error(exc, meta_file, "cannot read metadata") from None
+    if data is None:
+        raise InvalidCheckpointError(
+            f"invalid metadata in {meta_file}: not a regular file (a FIFO, a device or a socket)"
+        )
     return decode_metadata(data, str(meta_file))
+
+
+def _read_regular_file(path: Path) -> bytes | None:
+    """The bytes of a regular file; None when `path` is something else that can be opened.
+
+    A FIFO would block `latest` forever waiting for a writer and /dev/zero would fill the
+    memory, so the file is opened without blocking and checked before it is read.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with open(fd, "rb") as handle:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        if not stat.S_ISREG(mode):
+            return None
+        return handle.read()
 
 
 def list_names(run_dir: Path) -> list[str]:
