@@ -173,7 +173,34 @@ def decode_metadata(data: bytes, source: str) -> Metadata:
         raise _fail(source, f"not valid JSON ({exc})") from None
     except RecursionError:
         raise _fail(source, "not valid JSON (nested too deeply)") from None
+    _check_duplicate_keys(data, source)
     return validate_document(doc, source)
+
+
+#: keys whose repetition changes what a checkpoint says (orjson silently keeps the last one)
+_KNOWN_KEYS = (*SEED_KEYS, CKPT_KEY, "format", "saved_at", "loss", "manifest")
+
+
+def _check_duplicate_keys(data: bytes, source: str) -> None:
+    """Refuse an object that holds one key twice: which one counts is a guess (orjson takes
+    the last, the seed crate refuses the file). Only when a known key's name appears more than
+    once is the slow, exact check run; a file ckpt wrote never gets there."""
+    if all(data.count(b'"%s"' % key.encode()) <= 1 for key in _KNOWN_KEYS):
+        return
+    import json
+
+    def refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _fail(source, f"duplicate key {key!r}")
+            seen.add(key)
+        return dict(pairs)
+
+    try:
+        json.loads(data, object_pairs_hook=refuse_duplicates)
+    except (ValueError, RecursionError):
+        return  # orjson parsed it: whatever the json module dislikes is not a duplicate key
 
 
 def validate_document(doc: object, source: str) -> Metadata:
