@@ -17,6 +17,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import PurePosixPath
 from typing import Any
 
 import orjson
@@ -155,6 +156,11 @@ def _manifest(source: str, value: object) -> list[ManifestEntry]:
         path, size, digest = item.get("path"), item.get("size"), item.get("sha256")
         if not isinstance(path, str) or not path:
             raise _fail(source, f"key '{where}.path' must be a non-empty string")
+        pure = PurePosixPath(path)
+        if pure.is_absolute() or ".." in pure.parts:
+            raise _fail(source, f"key '{where}.path' leaves the checkpoint folder: {path!r}")
+        if "\x00" in path:
+            raise _fail(source, f"key '{where}.path' holds a NUL character: {path!r}")
         if isinstance(size, bool) or not isinstance(size, int) or size < 0:
             raise _fail(source, f"key '{where}.size' must be a non-negative integer")
         if digest is not None and not isinstance(digest, str):
