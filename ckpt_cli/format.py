@@ -135,6 +135,11 @@ def parse_timestamp(text: str) -> float:
     stamp = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     if stamp.tzinfo is None:
         raise ValueError(f"timestamp {text!r} has no time zone")
+    try:
+        # year 1 at +14:00 is year 0 in UTC: it parses, but nothing can show it
+        stamp.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError(f"timestamp {text!r} is out of range in UTC") from None
     return stamp.timestamp()
 
 
