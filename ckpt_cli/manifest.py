@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from .errors import CkptError, NotFoundError, VerifyError
+from .errors import CkptError, InvalidCheckpointError, NotFoundError, VerifyError
 from .format import ManifestEntry
-from .records import METADATA_NAME
+from .records import METADATA_NAME, display_name
 
 _CHUNK = 1 << 20
 #: called with the number of bytes just hashed, for progress bars
@@ -47,6 +47,17 @@ def iter_payload_files(folder: Path) -> Iterator[tuple[str, Path]]:
     yield from found
 
 
+def check_recordable_name(path: Path, name: str) -> None:
+    """Refuse a file name that metadata.json (UTF-8 JSON) cannot record."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidCheckpointError(
+            f"{display_name(str(path))}: the file name is not valid UTF-8, so the checkpoint's "
+            "manifest cannot record it; rename the file"
+        ) from None
+
+
 def _is_ckpt_temp(name: str) -> bool:
     return name.startswith(".") and ".tmp-" in name
 
@@ -61,9 +72,14 @@ def sha256_file(path: Path, progress: Progress = _no_progress) -> str:
 
 
 def build_manifest(folder: Path, *, hashes: bool = True) -> list[ManifestEntry]:
-    """The manifest of a checkpoint folder as it is now."""
+    """The manifest of a checkpoint folder as it is now.
+
+    Raises InvalidCheckpointError for a file name that is not UTF-8: JSON cannot hold it, and
+    a manifest that skipped it would not describe the checkpoint.
+    """
     entries = []
     for relative, path in iter_payload_files(folder):
+        check_recordable_name(path, relative)
         size = path.stat().st_size
         digest = sha256_file(path) if hashes else None
         entries.append(ManifestEntry(relative, size, digest))

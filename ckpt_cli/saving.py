@@ -56,6 +56,9 @@ def _check_payloads(payloads: Sequence[Path]) -> list[tuple[Path, str]]:
             raise UsageError(f"{source}: the name {name!r} is reserved by ckpt")
         if not source.exists():
             raise CkptFileSystemError(f"{source}: no such payload file")
+        from .manifest import check_recordable_name
+
+        check_recordable_name(source, name)
         if name in placed:
             raise UsageError(f"{source}: two payloads are both named {name!r}")
         placed[name] = source
