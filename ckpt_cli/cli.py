@@ -8,6 +8,7 @@ retention engine nor rich.
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 import traceback
@@ -505,4 +506,8 @@ def verify(
 
 def main() -> None:
     """The console script `ckpt`."""
+    # Paths are bytes on POSIX; one that is not UTF-8 must still print as itself, so that
+    # RESUME=$(ckpt latest "$RUN") gets the real path, whatever the locale's encoding says.
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(errors="surrogateescape")
     app()

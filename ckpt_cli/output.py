@@ -58,7 +58,24 @@ def _default(value: object) -> object:
 
 
 def to_json(value: Any) -> str:
-    return orjson.dumps(value, default=_default, option=orjson.OPT_INDENT_2).decode()
+    try:
+        return orjson.dumps(value, default=_default, option=orjson.OPT_INDENT_2).decode()
+    except TypeError:
+        # a path that is not UTF-8 reaches us surrogate-escaped, which JSON cannot hold: show
+        # it as list does (backslash escapes) rather than fail
+        return orjson.dumps(
+            _printable(value), default=_default, option=orjson.OPT_INDENT_2
+        ).decode()
+
+
+def _printable(value: Any) -> Any:
+    if isinstance(value, str):
+        return display_name(value)
+    if isinstance(value, dict):
+        return {_printable(key): _printable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_printable(item) for item in value]
+    return value
 
 
 def json_document(value: Any) -> None:
