@@ -18,10 +18,12 @@ import errno
 import os
 import re
 import shutil
+import stat
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from . import atomic
 from .errors import (
@@ -46,7 +48,7 @@ def _no_progress(_: int) -> None:
     return None
 
 
-def _check_payloads(payloads: Sequence[Path]) -> list[tuple[Path, str]]:
+def _check_payloads(payloads: Sequence[Path], run_dir: Path) -> list[tuple[Path, str]]:
     placed: dict[str, Path] = {}
     for source in payloads:
         name = source.name
@@ -59,6 +61,8 @@ def _check_payloads(payloads: Sequence[Path]) -> list[tuple[Path, str]]:
         from .manifest import check_recordable_name
 
         check_recordable_name(source, name)
+        if not (source.is_file() or source.is_dir()):
+            raise UsageError(f"{source}: not a regular file or a folder")
         if name in placed:
             raise UsageError(f"{source}: two payloads are both named {name!r}")
         placed[name] = source
@@ -87,14 +91,23 @@ def _check_space(run_dir: Path, payloads: list[tuple[Path, str]], move: bool, ex
 
 
 def _copy_file(source: Path, dest: Path, progress: Progress) -> None:
-    with open(source, "rb") as src, open(dest, "xb") as dst:
+    # opened without blocking and checked: a FIFO in a payload folder would hang the save
+    fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK)
+    with open(fd, "rb") as src:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise UsageError(f"{source}: not a regular file or a folder")
+        _copy_data(src, dest, progress)
+    shutil.copystat(source, dest)
+    atomic.fault_point("save:file-copied")
+
+
+def _copy_data(src: BinaryIO, dest: Path, progress: Progress) -> None:
+    with open(dest, "xb") as dst:
         while chunk := src.read(1 << 20):
             dst.write(chunk)
             progress(len(chunk))
         dst.flush()
         os.fsync(dst.fileno())
-    shutil.copystat(source, dest)
-    atomic.fault_point("save:file-copied")
 
 
 def _place(source: Path, dest: Path, move: bool, progress: Progress) -> None:
@@ -210,8 +223,8 @@ def save_checkpoint(
     """
     # encode once up front so that bad values fail before anything touches the disk
     encode_metadata(meta)
-    placed = _check_payloads(payloads)
     run_dir = folder.parent
+    placed = _check_payloads(payloads, run_dir)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
