@@ -63,10 +63,20 @@ def _check_payloads(payloads: Sequence[Path], run_dir: Path) -> list[tuple[Path,
         check_recordable_name(source, name)
         if not (source.is_file() or source.is_dir()):
             raise UsageError(f"{source}: not a regular file or a folder")
+        if _holds(source, run_dir):
+            raise UsageError(
+                f"{source}: holds the run directory, and a checkpoint cannot contain itself"
+            )
         if name in placed:
             raise UsageError(f"{source}: two payloads are both named {name!r}")
         placed[name] = source
     return [(source, name) for name, source in placed.items()]
+
+
+def _holds(source: Path, run_dir: Path) -> bool:
+    """Whether the run directory is `source` or lies below it (copying it would recurse)."""
+    resolved, target = source.resolve(), run_dir.resolve()
+    return resolved == target or resolved in target.parents
 
 
 def _payload_bytes(source: Path) -> int:
