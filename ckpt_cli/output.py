@@ -61,8 +61,8 @@ def to_json(value: Any) -> str:
     try:
         return orjson.dumps(value, default=_default, option=orjson.OPT_INDENT_2).decode()
     except TypeError:
-        # a path that is not UTF-8 reaches us surrogate-escaped, which JSON cannot hold: show
-        # it as list does (backslash escapes) rather than fail
+        # orjson cannot write a str holding a path that is not UTF-8 (Python surrogate-escapes
+        # it) nor an integer past 64 bits: write the one as list shows it, the other as text
         return orjson.dumps(
             _printable(value), default=_default, option=orjson.OPT_INDENT_2
         ).decode()
@@ -71,6 +71,8 @@ def to_json(value: Any) -> str:
 def _printable(value: Any) -> Any:
     if isinstance(value, str):
         return display_name(value)
+    if isinstance(value, int) and not -(2**63) <= value <= 2**64 - 1:
+        return str(value)  # a step in a folder name can have any number of digits
     if isinstance(value, dict):
         return {_printable(key): _printable(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
