@@ -65,6 +65,10 @@ def read_metadata(folder: Path) -> Metadata:
             raise CkptFileSystemError(f"{folder}: no such checkpoint folder") from None
         if not folder.is_dir():
             raise CkptFileSystemError(f"{folder}: not a directory") from None
+        if os.path.lexists(meta_file):
+            raise InvalidCheckpointError(
+                f"invalid metadata in {meta_file}: a symlink to nothing"
+            ) from None
         raise InvalidCheckpointError(
             f"{folder}: incomplete checkpoint, no {METADATA_NAME} (a save in progress or a crash)"
         ) from None
