@@ -139,10 +139,32 @@ def _place(source: Path, dest: Path, move: bool, progress: Progress) -> None:
         _copy_file(Path(file_source), Path(file_dest), progress)
 
     if source.is_dir():
-        shutil.copytree(source, dest, symlinks=move, copy_function=copy_one)
+        _copy_tree(source, dest, copy_one, keep_links=move)
     else:
         copy_one(os.fspath(source), os.fspath(dest))
     atomic.fault_point("save:payload-copied")
+
+
+def _copy_tree(
+    source: Path, dest: Path, copy_one: Callable[[str, str], None], *, keep_links: bool
+) -> None:
+    """shutil.copytree without its error batching: copytree goes on after a failed file and
+    then raises one shutil.Error whose message is the word 'Error', so a full disk was
+    reported as 'cannot save checkpoint: Error'. Here the first failure stops the copy and
+    propagates as itself (ENOSPC, EFBIG, ...). Symlinks are followed, as copytree does,
+    unless `keep_links` (a move keeps them as they are)."""
+    os.mkdir(dest)
+    with os.scandir(source) as listing:
+        entries = sorted(listing, key=lambda entry: entry.name)
+    for entry in entries:
+        target = dest / entry.name
+        if keep_links and entry.is_symlink():
+            os.symlink(os.readlink(entry.path), target)
+        elif entry.is_dir():
+            _copy_tree(Path(entry.path), target, copy_one, keep_links=keep_links)
+        else:
+            copy_one(entry.path, os.fspath(target))
+    shutil.copystat(source, dest)
 
 
 def _link_or_copy(source: str, dest: str) -> None:
