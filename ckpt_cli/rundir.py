@@ -126,13 +126,41 @@ def _candidates(names: list[str]) -> list[tuple[int, str]]:
     return found
 
 
+#: how many times find_latest lists the run directory again when a folder it listed is gone
+_RELISTS = 10
+
+
+class _Vanished(Exception):
+    """A folder of the listing was deleted (by a concurrent prune) before it could be read."""
+
+
 def find_latest(run_dir: Path, warn: Warn = _ignore) -> tuple[Path, Metadata]:
     """The valid checkpoint with the highest step, and its metadata.
 
     Orders by the step in the folder name and validates from the top down, so the cost is one
     listing plus a metadata read per skipped folder. Raises NotFoundError when none is valid.
+
+    A folder that vanishes between the listing and its read was deleted by a prune that ran
+    meanwhile, which may have followed a save of a higher step: the listing is stale, so it is
+    taken again (rather than skip down, possibly to "nothing found" while checkpoints exist).
     """
-    names = list_names(run_dir)
+    for attempt in range(_RELISTS + 1):
+        warnings: list[str] = []
+        try:
+            found = _latest_in(run_dir, list_names(run_dir), warnings.append, attempt < _RELISTS)
+        except _Vanished:
+            continue  # what a stale listing warned about does not matter
+        except NotFoundError:
+            for message in warnings:
+                warn(message)
+            raise
+        for message in warnings:
+            warn(message)
+        return found
+    raise AssertionError("unreachable")  # pragma: no cover - the last attempt never relists
+
+
+def _latest_in(run_dir: Path, names: list[str], warn: Warn, relist: bool) -> tuple[Path, Metadata]:
     for step, name in _candidates(names):
         folder = run_dir / name
         shown = display_name(name)
@@ -145,6 +173,8 @@ def find_latest(run_dir: Path, warn: Warn = _ignore) -> tuple[Path, Metadata]:
         try:
             meta = read_metadata(folder)
         except (InvalidCheckpointError, CkptFileSystemError) as exc:
+            if relist and not os.path.lexists(folder):
+                raise _Vanished from None
             warn(f"skipping {exc}")
             continue
         if meta.global_step != step:
