@@ -220,11 +220,15 @@ _HIDDEN_KINDS: tuple[tuple[re.Pattern[str], EntryKind], ...] = (
 )
 
 
-def _classify(run_dir: Path, entry: os.DirEntry[str]) -> CheckpointRecord:
+def _classify(run_dir: Path, entry: os.DirEntry[str]) -> CheckpointRecord | None:
+    """The record of one entry; None when it was deleted or renamed since the listing (a save
+    or prune ran beside the scan): it is not there, and it was never broken."""
     name = entry.name
     path = run_dir / name
     try:
         info = entry.stat(follow_symlinks=False)
+    except FileNotFoundError:
+        return None
     except OSError as exc:
         return CheckpointRecord(path, name, "other", "corrupt", error=str(exc))
     if stat.S_ISLNK(info.st_mode):
@@ -263,6 +267,8 @@ def _classify(run_dir: Path, entry: os.DirEntry[str]) -> CheckpointRecord:
             error=None if incomplete else str(exc),
         )
     except CkptFileSystemError as exc:
+        if not os.path.lexists(path):
+            return None
         return CheckpointRecord(
             path, name, "checkpoint", "corrupt", step=step, saved_at=info.st_mtime, error=str(exc)
         )
@@ -321,13 +327,14 @@ def scan(run_dir: Path, *, sizes: bool = False) -> list[CheckpointRecord]:
     """
     try:
         with os.scandir(run_dir) as entries:
-            records = [
+            classified = [
                 _classify(run_dir, entry)
                 for entry in entries
                 if not entry.name.startswith(".")
                 or STAGING_RE.fullmatch(entry.name)
                 or TRASH_RE.fullmatch(entry.name)
             ]
+            records = [record for record in classified if record is not None]
     except FileNotFoundError:
         raise CkptFileSystemError(f"{run_dir}: no such run directory") from None
     except NotADirectoryError:
