@@ -362,3 +362,45 @@ def in_parallel(
             result.unlink()
             problems += json.loads(text) if text else [f"worker {pid} died"]
     return problems
+
+
+def spawn(work: Callable[[], None]) -> int:
+    """Run `work` in a forked child that goes on beside the test; returns its pid. The child
+    exits 0 when `work` returns and 70 (with the traceback on stderr) when it raises."""
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 0
+        try:
+            work()
+        except BaseException:
+            traceback.print_exc()
+            code = 70
+        finally:
+            os._exit(code)
+    return pid
+
+
+def join(pid: int, timeout: float) -> int:
+    """Wait for a spawned child; its exit code (minus the signal that killed it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.WEXITSTATUS(status) if os.WIFEXITED(status) else -os.WTERMSIG(status)
+        if time.monotonic() > deadline:
+            _reap(pid)
+            raise TimeoutError(f"child {pid} still running after {timeout}s")
+        time.sleep(0.01)
+
+
+def ckpt_in_process(*args: object) -> tuple[int, str, str]:
+    """`ckpt ARGS` in this process, through the very command the script runs."""
+    import contextlib
+
+    out, err = io.StringIO(), io.StringIO()
+    argv = [os.fspath(a) if isinstance(a, Path) else str(a) for a in args]
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli_command()(argv, prog_name="ckpt", standalone_mode=False)
+    return (code if isinstance(code, int) else 0), out.getvalue(), err.getvalue()

@@ -14,9 +14,7 @@ a symlinked checkpoint) load fine by design (DESIGN.md: warn, never guess) and s
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import json
 import os
 import subprocess
@@ -32,7 +30,7 @@ from ckpt_cli import Checkpoint
 from ckpt_cli.records import MAX_U64
 
 from .conftest import CKPT_BIN
-from .faults import cli_command
+from .faults import ckpt_in_process as run_ckpt
 
 PAYLOAD = b"weights"
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -51,18 +49,6 @@ def base_doc(step: int) -> dict[str, Any]:
             "manifest": [{"path": "w.bin", "size": len(PAYLOAD), "sha256": SHA}],
         },
     }
-
-
-def run_ckpt(*args: object, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    """`ckpt ARGS` in this process, through the very command the script runs."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = cli_command()(
-            [os.fspath(a) if isinstance(a, Path) else str(a) for a in args],
-            prog_name="ckpt",
-            standalone_mode=False,
-        )
-    return (code if isinstance(code, int) else 0), out.getvalue(), err.getvalue()
 
 
 def real_ckpt(*args: object, env: dict[str, str] | None = None) -> tuple[int, str, str]:
