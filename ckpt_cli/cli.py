@@ -186,6 +186,7 @@ def save(
             metavar="PAYLOAD",
             help="Files or folders to copy (or --move) into the checkpoint.",
             show_default=False,
+            readable=False,
         ),
     ] = None,
     epoch: Annotated[
@@ -356,7 +357,10 @@ def list_(run_dir: RunDirArg, as_json: JsonOpt = False) -> None:
 @app.command()
 def load(
     path: Annotated[
-        Path, typer.Argument(metavar="PATH", help="A checkpoint folder, or its metadata.json.")
+        Path,
+        typer.Argument(
+            metavar="PATH", help="A checkpoint folder, or its metadata.json.", readable=False
+        ),
     ],
     as_json: JsonOpt = False,
     field: FieldOpt = None,
@@ -473,7 +477,9 @@ def verify(
     path: Annotated[
         Path,
         typer.Argument(
-            metavar="PATH", help="A checkpoint folder, its metadata.json, or a run directory."
+            metavar="PATH",
+            help="A checkpoint folder, its metadata.json, or a run directory.",
+            readable=False,
         ),
     ],
     as_json: JsonOpt = False,

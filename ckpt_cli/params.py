@@ -17,9 +17,16 @@ def _complete_fields() -> list[str]:
     return list(FIELD_NAMES)
 
 
+# Paths are checked by the core, which says what is wrong in one line with the right exit code.
+# Typer's own check (stat, then access) is a race: a checkpoint a prune deletes between the two
+# came out as a usage error, "path ... is not readable", exit 2.
 RunDirArg = Annotated[
     Path,
-    typer.Argument(metavar="RUN_DIR", help="The run directory holding checkpoint-<step>/ folders."),
+    typer.Argument(
+        metavar="RUN_DIR",
+        help="The run directory holding checkpoint-<step>/ folders.",
+        readable=False,
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
 FieldOpt = Annotated[

@@ -315,3 +315,17 @@ def test_list_leaves_out_a_folder_deleted_while_it_lists(
 
     monkeypatch.setattr(rundir, "read_summary", pruned_meanwhile)
     assert [(r.name, r.status) for r in rundir.scan(run)] == [("checkpoint-6", "valid")]
+
+
+def test_a_path_argument_is_not_prechecked_by_the_command_line_parser(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Typer checked a path with stat, then access: a checkpoint pruned in between (the storm
+    hit it after minutes) was a usage error, 'path ... is not readable', exit 2. Here access
+    says no, as it does for a folder deleted after the stat: the core must decide alone."""
+    run = tmp_path / "run"
+    folder = Checkpoint(epoch=0, global_step=5, best_loss=0.5).save(run / "checkpoint-5")
+    monkeypatch.setattr(os, "access", lambda *args, **kwargs: False)
+    for args in (["load", folder], ["verify", folder], ["latest", run], ["list", run]):
+        code, _, err = ckpt_in_process(*args)
+        assert code == 0, (args, err)
