@@ -91,7 +91,7 @@ class ManifestProblem:
     """One way a checkpoint's files differ from its manifest."""
 
     path: str
-    problem: str  # "missing", "size changed", "content changed", "extra", "unsafe path"
+    problem: str  # "missing", "replaced by a symlink", "size changed", "content changed", ...
 
     def __str__(self) -> str:
         return f"{self.path}: {self.problem}"
@@ -121,7 +121,11 @@ def check_manifest(
             continue
         recorded.add(entry.path)
         path = folder / entry.path
-        if path.is_symlink() or not path.is_file():
+        if path.is_symlink():
+            problems.append(ManifestProblem(entry.path, "replaced by a symlink (not followed)"))
+            progress(entry.size)
+            continue
+        if not path.is_file():
             problems.append(ManifestProblem(entry.path, "missing"))
             progress(entry.size)
             continue

@@ -764,3 +764,31 @@ def test_a_run_directory_that_is_not_one(tmp_path: Path, what: str) -> None:
     code, _, err = run_ckpt("save", run / "sub", "--step", 1, "--loss", 1)
     assert code == 4 if what == "a file" else code == 0, err
     no_crash(err)
+
+
+def test_verify_reports_every_problem_of_a_checkpoint(tmp_path: Path) -> None:
+    """One checkpoint, five problems: verify names each (stdout) and fails once (exit 3)."""
+    payload = tmp_path / "payload"
+    (payload / "sub").mkdir(parents=True)
+    for name in ("a.bin", "b.bin", "c.bin", "d.bin", "sub/e.bin"):
+        (payload / name).write_bytes(name.encode() * 100)
+    folder = Checkpoint(epoch=0, global_step=1, best_loss=0.5).save(
+        tmp_path / "run" / "checkpoint-1", payloads=[payload]
+    )
+    files = folder / "payload"
+    (files / "a.bin").unlink()
+    (files / "b.bin").write_bytes(b"B" * 500)  # same size, other bytes
+    (files / "c.bin").write_bytes(b"short")
+    (files / "d.bin").unlink()
+    (files / "d.bin").symlink_to(tmp_path / "payload" / "d.bin")  # the same bytes, via a link
+    (files / "sub" / "f.bin").write_bytes(b"new")
+    code, out, err = real_ckpt("verify", folder)
+    assert code == 3, err
+    assert out.splitlines() == [
+        f"FAILED  {folder}: payload/a.bin: missing",
+        f"FAILED  {folder}: payload/b.bin: content changed (sha256 differs)",
+        f"FAILED  {folder}: payload/c.bin: size changed (500 -> 5)",
+        f"FAILED  {folder}: payload/d.bin: replaced by a symlink (not followed)",
+        f"FAILED  {folder}: payload/sub/f.bin: extra (not in the manifest)",
+    ]
+    assert err == f"ckpt: error: {folder}: payload/a.bin: missing\n"
