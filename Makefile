@@ -36,5 +36,10 @@ completions: install
 	_CKPT_COMPLETE=source_zsh $(CKPT) > completions/ckpt.zsh
 	_CKPT_COMPLETE=source_fish $(CKPT) > completions/ckpt.fish
 
+# The reliability tests at full strength: every occurrence of every kill point, hundreds of
+# kill -9 at random instants, and the save/prune/read storm for minutes (it stops by itself).
+stress: install
+	CKPT_STRESS=1 $(PY) -m pytest --timeout 1800 tests/test_faults.py tests/test_storm.py
+
 clean:
 	rm -rf $(VENV) demo-run .pytest_cache .mypy_cache .ruff_cache .hypothesis
