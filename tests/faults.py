@@ -314,12 +314,6 @@ def unsafe(
     return problems
 
 
-def pick(points: Sequence[tuple[str, int]], names: Iterable[str]) -> list[tuple[str, int]]:
-    """The points of `points` whose name is one of `names` (every occurrence)."""
-    wanted = set(names)
-    return [p for p in points if p[0] in wanted]
-
-
 Item = TypeVar("Item")
 
 
