@@ -12,6 +12,8 @@ what the run directory must look like afterwards.
   is allowed: every visible `checkpoint-N` is either absent, incomplete (only where it was
   before), or a whole checkpoint (metadata valid, payload matching its manifest) of a version
   the test knows; never corrupt, never a mix.
+- `in_parallel` spreads independent kills over forked workers; `spawn`/`join` run the storm's
+  processes; `ckpt_in_process` runs one command through the click command the script runs.
 """
 
 from __future__ import annotations
