@@ -65,9 +65,9 @@ class CkptGroup(TyperGroup):
                 traceback.print_exc()
             output.error(str(exc))
             code = exc.exit_code
-        except typer.Abort:
+        except typer.Abort:  # the user answered no (or ^C/^D) at a prompt
             output.error("aborted, nothing deleted")
-            code = 130
+            code = 1
         except typer.TyperException as exc:  # click's usage errors, via Typer's own copy
             code = _report_usage_error(exc)
         except BrokenPipeError:
