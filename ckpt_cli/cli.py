@@ -11,7 +11,9 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -38,6 +40,8 @@ from .params import (
 )
 
 _debug = os.environ.get("CKPT_DEBUG", "") not in ("", "0")
+#: rows `ckpt list` shows on a terminal unless --limit or --all says otherwise
+TERMINAL_ROWS = 20
 
 
 class CkptGroup(TyperGroup):
@@ -258,17 +262,18 @@ def save(
         rng_state=rng_state,
         optimizer_state=_read_optimizer_state(optimizer_state) if optimizer_state else [],
     )
-    result = save_to_run(
-        run_dir,
-        request,
-        payloads=payloads or [],
-        move=move,
-        force=force,
-        hashes=not no_hash,
-        policy=policy,
-        lock_timeout=lock_timeout,
-        progress=_copy_progress(payloads or []),
-    )
+    with _copy_progress(payloads or []) as progress:
+        result = save_to_run(
+            run_dir,
+            request,
+            payloads=payloads or [],
+            move=move,
+            force=force,
+            hashes=not no_hash,
+            policy=policy,
+            lock_timeout=lock_timeout,
+            progress=progress,
+        )
     if result.prune is not None:
         from .views import prune_lines
 
@@ -305,12 +310,47 @@ def _read_optimizer_state(source: str) -> list[float]:
         ) from None
 
 
-def _copy_progress(payloads: Sequence[Path]) -> Callable[[int], None]:
-    if not payloads or not sys.stderr.isatty():
-        return lambda _: None
+def _ignore_progress(_: Any) -> None:
+    return None
+
+
+@contextmanager
+def _byte_progress(description: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr for long byte work (copying, hashing), on a terminal only:
+    nothing of it reaches a pipe or a log file."""
+    if not output.stderr_is_terminal():
+        yield _ignore_progress
+        return
     from .render import byte_progress
 
-    return byte_progress("copying payload")
+    with byte_progress(description, total) as advance:
+        yield advance
+
+
+@contextmanager
+def _deletion_progress(description: str) -> Iterator[Callable[[Any], None]]:
+    """Like `_byte_progress`, for folders deleted by a prune."""
+    if not output.stderr_is_terminal():
+        yield _ignore_progress
+        return
+    from .render import deletion_progress
+
+    with deletion_progress(description) as advance:
+        yield advance
+
+
+def _copy_progress(payloads: Sequence[Path]) -> AbstractContextManager[Callable[[int], None]]:
+    if not payloads:
+        return nullcontext(_ignore_progress)
+    from .rundir import folder_size
+
+    try:
+        total: int | None = sum(
+            folder_size(p) if p.is_dir() else p.stat().st_size for p in payloads
+        )
+    except OSError:
+        total = None  # a missing payload is reported by the save itself
+    return _byte_progress("copying payload", total)
 
 
 @app.command()
@@ -328,26 +368,106 @@ def latest(run_dir: RunDirArg, as_json: JsonOpt = False, field: FieldOpt = None)
         output.data(str(folder))
 
 
-@app.command("list")
-def list_(run_dir: RunDirArg, as_json: JsonOpt = False) -> None:
-    """Show every checkpoint of a run: step, epoch, losses, size, age, status, markers.
+class SortKey(str, Enum):
+    """How `list --sort` orders rows (views.select_rows says what each keeps under --limit)."""
 
-    Example: ckpt list runs/exp7/checkpoints
+    step = "step"
+    loss = "loss"
+    age = "age"
+    size = "size"
+
+
+@app.command("list")
+def list_(
+    run_dir: RunDirArg,
+    sort: Annotated[
+        SortKey | None,
+        typer.Option(
+            "--sort",
+            help="Order rows by step (oldest first), loss (lowest first), age (youngest "
+            "first) or size (largest first). [default: step]",
+            show_default=False,
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            "--limit",
+            min=1,
+            metavar="N",
+            help="Show the N rows that matter most for the order: the newest steps, the lowest "
+            f"losses, the youngest, the largest. [default on a terminal: {TERMINAL_ROWS}; "
+            "in a pipe and with --json: every row]",
+            show_default=False,
+        ),
+    ] = None,
+    show_all: Annotated[
+        bool, typer.Option("--all", "-a", help="Show every row, however many.")
+    ] = False,
+    plot: Annotated[
+        bool,
+        typer.Option(
+            "--plot",
+            help="Draw best loss and own loss against step instead of the table "
+            "(with --limit N: the N newest checkpoints).",
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show the checkpoints of a run: step, epoch, losses, size, age, status, markers.
+
+    On a terminal: a table of the newest rows with a footer (count, size on disk, the
+    checkpoint a resume would use, the best one). In a pipe: plain space-aligned columns.
+
+    Example: ckpt list runs/exp7/checkpoints --sort loss --limit 5   (or --plot for the curve)
     """
     from .rundir import scan
-    from .views import list_lines, markers_for, record_json
+    from .views import list_lines, markers_for, record_json, select_rows, summarize
 
+    if show_all and limit is not None:
+        raise UsageError("--all and --limit contradict each other; give one")
+    if plot and (as_json or sort is not None):
+        raise UsageError(
+            f"--plot draws a chart by step; it takes no {'--json' if as_json else '--sort'}"
+        )
     shown = ("checkpoint", "staging", "symlink")
     records = [r for r in scan(run_dir, sizes=True) if r.kind in shown]
     marks = markers_for(records)
+    on_terminal = not as_json and output.stdout_is_terminal()
+    if plot:
+        _show_loss_plot(run_dir, records, marks, limit, on_terminal)
+        return
+    key = (sort or SortKey.step).value
+    if limit is None and on_terminal and not show_all:
+        limit = TERMINAL_ROWS
+    rows = select_rows(records, key, limit)
     if as_json:
-        output.json_document([record_json(r, marks.get(r.name, [])) for r in records])
-    elif output.stdout_is_terminal():
+        output.json_document([record_json(r, marks.get(r.name, [])) for r in rows])
+    elif on_terminal:
         from .render import render_list
+        from .views import hidden_rows_note
 
-        render_list(run_dir, records, marks)
+        note = hidden_rows_note(len(rows), len(records), key)
+        render_list(run_dir, rows, summarize(records, marks), marks, note)
     else:
-        for line in list_lines(records, marks):
+        for line in list_lines(rows, marks):
+            output.data(line)
+
+
+def _show_loss_plot(
+    run_dir: Path, records: Any, marks: dict[str, list[str]], limit: int | None, on_terminal: bool
+) -> None:
+    from .views import chart_lines, loss_series, summarize
+
+    series = loss_series(records, limit)
+    if on_terminal:
+        from .render import render_loss_plot
+
+        render_loss_plot(run_dir, series, summarize(records, marks))
+    else:
+        import shutil
+
+        for line in chart_lines(series, shutil.get_terminal_size((80, 24)).columns):
             output.data(line)
 
 
@@ -428,9 +548,15 @@ def prune(
         if not _confirm(targets, policy):
             raise typer.Abort()
     on_terminal = output.stdout_is_terminal() and not as_json
-    results, errors = prune_many(
-        targets, policy, dry_run=dry_run, lock_timeout=lock_timeout, sizes=on_terminal
-    )
+    with _deletion_progress("deleting") as progress:
+        results, errors = prune_many(
+            targets,
+            policy,
+            dry_run=dry_run,
+            lock_timeout=lock_timeout,
+            sizes=on_terminal,
+            progress=progress,
+        )
     failures.extend(errors)
     if as_json:
         from .views import prune_json
@@ -482,7 +608,8 @@ def verify(
     """
     from .manifest import verify_target
 
-    single, reports = verify_target(path)
+    with _byte_progress("hashing payload") as progress:
+        single, reports = verify_target(path, progress)
     docs = [{"path": str(r.path), "ok": r.ok, "problems": r.problems} for r in reports]
     if as_json:
         output.json_document(docs[0] if single else docs)
