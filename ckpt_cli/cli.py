@@ -548,7 +548,7 @@ def prune(
         if not _confirm(targets, policy):
             raise typer.Abort()
     on_terminal = output.stdout_is_terminal() and not as_json
-    with _deletion_progress("deleting") as progress:
+    with _deletion_progress("pruning") as progress:
         results, errors = prune_many(
             targets,
             policy,

@@ -320,7 +320,7 @@ def deletion_progress(description: str) -> Iterator[Callable[[Any], None]]:
     columns = [
         SpinnerColumn(),
         TextColumn("{task.description}"),
-        TextColumn("{task.completed:.0f} folders, {task.fields[freed]} freed"),
+        TextColumn("{task.completed:.0f} deleted, {task.fields[freed]} freed"),
         TimeElapsedColumn(),
     ]
     display = _LazyProgress(description, None, columns)

@@ -89,11 +89,16 @@ def _last(value: float | None) -> tuple[bool, float]:
     return (value is None, 0.0 if value is None else value)
 
 
+def _by_step(record: CheckpointRecord) -> tuple[Any, ...]:
+    return (record.step is None, record.step or 0, record.name)
+
+
+# ties (and unknown values) fall back to step order
 _SORTS: dict[str, Callable[[CheckpointRecord], tuple[Any, ...]]] = {
-    "step": lambda r: (r.step is None, r.step or 0, r.name),
-    "loss": lambda r: (*_last(loss_of(r)), r.step or 0, r.name),
-    "age": lambda r: (*_last(None if r.saved_at is None else -r.saved_at), r.name),
-    "size": lambda r: (*_last(None if r.size is None else -r.size), r.step or 0, r.name),
+    "step": _by_step,
+    "loss": lambda r: (*_last(loss_of(r)), *_by_step(r)),
+    "age": lambda r: (*_last(None if r.saved_at is None else -r.saved_at), *_by_step(r)),
+    "size": lambda r: (*_last(None if r.size is None else -r.size), *_by_step(r)),
 }
 
 
