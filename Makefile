@@ -31,7 +31,9 @@ format: install
 	$(VENV)/bin/ruff check --fix ckpt_cli tests examples benchmarks
 	$(VENV)/bin/ruff format ckpt_cli tests examples benchmarks
 
+# Typer's --show-completion ignores its SHELL argument: ask for each shell's script by name
 completions: install
+	mkdir -p completions
 	_CKPT_COMPLETE=source_bash $(CKPT) > completions/ckpt.bash
 	_CKPT_COMPLETE=source_zsh $(CKPT) > completions/ckpt.zsh
 	_CKPT_COMPLETE=source_fish $(CKPT) > completions/ckpt.fish
