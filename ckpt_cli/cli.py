@@ -177,7 +177,7 @@ def _raise_failures(failures: Sequence[CkptError], what: str) -> None:
 # ---- commands ------------------------------------------------------------------------------
 
 
-@app.command()
+@app.command(short_help="Commit a checkpoint atomically and print its path.")
 def save(
     run_dir: RunDirArg,
     step: Annotated[
@@ -353,7 +353,7 @@ def _copy_progress(payloads: Sequence[Path]) -> AbstractContextManager[Callable[
     return _byte_progress("copying payload", total)
 
 
-@app.command()
+@app.command(short_help="Print the newest valid checkpoint's path; exit 1 if none.")
 def latest(run_dir: RunDirArg, as_json: JsonOpt = False, field: FieldOpt = None) -> None:
     """Print the path of the newest valid checkpoint; exit 1 when there is none.
 
@@ -377,7 +377,7 @@ class SortKey(str, Enum):
     size = "size"
 
 
-@app.command("list")
+@app.command("list", short_help="Show a run's checkpoints: table, plain columns, or --plot.")
 def list_(
     run_dir: RunDirArg,
     sort: Annotated[
@@ -471,7 +471,7 @@ def _show_loss_plot(
             output.data(line)
 
 
-@app.command()
+@app.command(short_help="Show one checkpoint in full, validated.")
 def load(
     path: Annotated[
         Path, typer.Argument(metavar="PATH", help="A checkpoint folder, or its metadata.json.")
@@ -481,6 +481,9 @@ def load(
 ) -> None:
     """Show one checkpoint in full (validated).
 
+    On a terminal: a panel with every field; a large optimizer_state is summarised (length,
+    min, max, mean, first values) and printed in full only with --json or --field.
+
     Example: ckpt load runs/exp7/checkpoints/checkpoint-1500 --field global_step
     """
     from .rundir import checkpoint_folder, read_metadata
@@ -489,7 +492,7 @@ def load(
     _show_metadata(folder, read_metadata(folder), as_json, field)
 
 
-@app.command()
+@app.command(short_help="Delete old checkpoints by OR'd keep rules.")
 def prune(
     run_dirs: Annotated[
         list[str],
@@ -592,7 +595,7 @@ def _confirm(targets: list[Path], policy: Any) -> bool:
     return typer.confirm(f"Delete {count} folder(s)?", default=False, err=True)
 
 
-@app.command()
+@app.command(short_help="Check metadata and payload hashes; exit 3 on a mismatch.")
 def verify(
     path: Annotated[
         Path,

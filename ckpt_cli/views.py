@@ -127,7 +127,7 @@ def hidden_rows_note(shown: int, total: int, sort: str) -> str | None:
         "age": "the youngest",
         "size": "the largest",
     }[sort]
-    return f"showing {shown} of {total} entries ({which}); --all shows every row, --limit N shows N"
+    return f"showing {shown} of {total} ({which}): --all for every row, --limit N for N"
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import pytest
 from ckpt_cli import views
 from ckpt_cli.records import CheckpointRecord
 
-from .conftest import CKPT_BIN, invoke, make_checkpoint
+from .conftest import CKPT_BIN, REPO, invoke, make_checkpoint
 from .ptyrun import run_in_pty
 
 LOSSES = [2.31, 1.62, 1.18, 0.93, 0.77, 0.66, 0.61, 0.63, 0.58, 0.62, 0.57, 0.60]
@@ -123,9 +123,7 @@ def test_a_long_run_shows_the_newest_rows_and_says_how_to_see_all(run_dir: Path)
     text = plain(ckpt_in_pty("list", str(run_dir)))
     steps = re.findall(r"^│ +(\d+) │", text, re.MULTILINE)
     assert steps == [str(s * 10) for s in range(11, 31)]
-    assert "showing 20 of 30 entries (the newest); --all shows every row, --limit N shows N" in (
-        " ".join(text.split())
-    )
+    assert "showing 20 of 30 (the newest): --all for every row, --limit N for N" in text
     assert "30 entries (30 valid)" in text
     every = plain(ckpt_in_pty("list", str(run_dir), "--all"))
     assert len(re.findall(r"^│ +\d+ │", every, re.MULTILINE)) == 30
@@ -380,3 +378,42 @@ def test_pipes_never_import_rich_or_the_plotting_library(run_dir: Path, args: li
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stderr.endswith("LOADED []\n"), done.stderr
+
+
+# ---- help ----------------------------------------------------------------------------------
+
+
+def test_root_help_lists_every_command_with_a_whole_summary_line() -> None:
+    from .test_docs import COMMANDS
+
+    result = invoke("--help", env={"COLUMNS": "80"})
+    assert result.exit_code == 0
+    summaries = dict(re.findall(r"^  (\w+) +(.+)$", result.stdout.split("Commands:")[1], re.M))
+    assert sorted(summaries) == COMMANDS
+    for command, summary in summaries.items():
+        assert summary.endswith(".") and not summary.endswith("..."), (command, summary)
+
+
+def test_readme_shows_captures_of_list_plot_and_load() -> None:
+    """`make captures` fills these from the real commands; this checks they are there and
+    show what the commands show today (the table's header, the chart, the panel)."""
+    readme = (REPO / "README.md").read_text()
+    blocks = dict(
+        re.findall(
+            r"<!-- capture: (ckpt [^>]*?) -->\n```text\n(.*?)```\n<!-- end capture -->",
+            readme,
+            re.DOTALL,
+        )
+    )
+    run = "runs/exp7/checkpoints"
+    assert set(blocks) == {
+        f"ckpt list {run}",
+        f"ckpt list {run} --plot",
+        f"ckpt load {run}/checkpoint-2750",
+    }
+    table = blocks[f"ckpt list {run}"]
+    assert "┃ step ┃ epoch ┃ loss ┃ best loss ┃" in table
+    assert "resume: checkpoint-3000" in table and "incomplete" in table
+    assert f"╭─ loss by step: {run} " in blocks[f"ckpt list {run} --plot"]
+    assert re.search("[\u2801-\u28ff]", blocks[f"ckpt list {run} --plot"])
+    assert "values" in blocks[f"ckpt load {run}/checkpoint-2750"]
