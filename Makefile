@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 CKPT := $(VENV)/bin/ckpt
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: install demo test lint format completions bench stress clean
+.PHONY: install demo test lint format completions captures bench stress clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ completions: install
 	_CKPT_COMPLETE=source_bash $(CKPT) > completions/ckpt.bash
 	_CKPT_COMPLETE=source_zsh $(CKPT) > completions/ckpt.zsh
 	_CKPT_COMPLETE=source_fish $(CKPT) > completions/ckpt.fish
+
+# The README's pictures of `ckpt list`, `list --plot` and `load`: run for real in a pty
+captures: install
+	$(PY) examples/readme_captures.py
 
 clean:
 	rm -rf $(VENV) demo-run .pytest_cache .mypy_cache .ruff_cache .hypothesis
