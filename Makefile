@@ -36,5 +36,9 @@ completions: install
 	_CKPT_COMPLETE=source_zsh $(CKPT) > completions/ckpt.zsh
 	_CKPT_COMPLETE=source_fish $(CKPT) > completions/ckpt.fish
 
+# Not part of `make test`: times ckpt against the floor of each job and writes BENCHMARKS.md.
+bench: install
+	$(PY) benchmarks/run.py --out BENCHMARKS.md
+
 clean:
 	rm -rf $(VENV) demo-run .pytest_cache .mypy_cache .ruff_cache .hypothesis
