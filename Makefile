@@ -42,5 +42,9 @@ completions: install
 captures: install
 	$(PY) examples/readme_captures.py
 
+# Not part of `make test`: times ckpt against the floor of each job and writes BENCHMARKS.md.
+bench: install
+	$(PY) benchmarks/run.py --out BENCHMARKS.md
+
 clean:
 	rm -rf $(VENV) demo-run .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -4,13 +4,15 @@ of their values (durations, retention rules) into core types."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from .errors import UsageError
 from .format import FIELD_NAMES
-from .retention import RetentionPolicy
+
+if TYPE_CHECKING:  # the retention engine is imported by the commands that prune, not at start-up
+    from .retention import RetentionPolicy
 
 
 def _complete_fields() -> list[str]:
@@ -111,6 +113,8 @@ def build_policy(
     stale_after: str | None = None,
 ) -> RetentionPolicy:
     """The retention policy the keep options describe (it may have no rule: callers decide)."""
+    from .retention import RetentionPolicy
+
     stale = parse_duration_option("--stale-after", stale_after)
     try:
         policy = RetentionPolicy(

@@ -30,7 +30,7 @@ from .errors import (
     UsageError,
     fs_error,
 )
-from .format import Metadata, encode_metadata, format_timestamp
+from .format import Metadata, check_metadata, encode_metadata, format_timestamp
 from .locking import DEFAULT_LOCK_TIMEOUT, run_lock
 from .pruning import PruneResult, prune_locked
 from .records import METADATA_NAME, STAGING_RE, TRASH_RE, checkpoint_name
@@ -137,7 +137,7 @@ def _write_metadata(folder: Path, meta: Metadata, hashes: bool) -> None:
 
     meta.manifest = build_manifest(folder, hashes=hashes)
     meta.saved_at = format_timestamp(time.time())
-    data = encode_metadata(meta)
+    data = encode_metadata(meta, state_checked=True)
     atomic.fault_point("save:before-metadata")
     atomic.write_file_atomic(folder / METADATA_NAME, data, point="save:metadata")
 
@@ -164,8 +164,9 @@ def save_checkpoint(
     Returns what happened: "saved" (a new folder), "sealed" (an existing folder without
     metadata got its marker) or "replaced" (with force). The caller holds the run lock.
     """
-    # encode once up front so that bad values fail before anything touches the disk
-    encode_metadata(meta)
+    # check every value up front, so that bad values fail before anything touches the disk;
+    # the optimizer state is encoded once, by _write_metadata
+    check_metadata(meta)
     placed = _check_payloads(payloads)
     run_dir = folder.parent
     try:
