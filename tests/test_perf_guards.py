@@ -152,7 +152,10 @@ def _dump(doc: dict[str, Any], style: str) -> bytes:
         return json.dumps(doc, indent=2).encode()
     if style == "compact":
         return json.dumps(doc, separators=(",", ":")).encode()
-    return orjson.dumps(doc, option=orjson.OPT_INDENT_2)
+    try:
+        return orjson.dumps(doc, option=orjson.OPT_INDENT_2)
+    except TypeError:  # an integer past 64 bits, which orjson cannot write: same layout
+        return json.dumps(doc, indent=2).encode()
 
 
 def _outcome(read: Any, folder: Path) -> tuple[str, Any]:
