@@ -23,17 +23,12 @@ import time
 from typing import Any
 
 import botocore.exceptions as botocore_exceptions
-import conftest_s3_snippet
 import pytest
 import s3fs
-from conftest_s3_snippet import S3Bucket
 from fsspec.asyn import sync
-from seaweed import SeaweedError, SeaweedServer
 
-# The fixtures live in conftest_s3_snippet.py until it is merged into tests/conftest.py; drop
-# these two lines then.
-seaweed = conftest_s3_snippet.seaweed
-s3_bucket = conftest_s3_snippet.s3_bucket
+from .conftest import S3Bucket
+from .seaweed import SeaweedError, SeaweedServer
 
 # Settings that make an unreachable endpoint fail fast: one attempt, short connect timeout.
 # (Defaults: botocore "legacy" retries = 5 attempts with random exponential backoff, measured
