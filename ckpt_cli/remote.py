@@ -67,7 +67,7 @@ Progress = Callable[[int], None]
 
 #: concurrent requests when reading many small objects (metadata.json of every checkpoint)
 _READ_CONCURRENCY = 32
-_CHUNK = 1 << 20
+_HASH_CHUNK = 8 << 20
 
 
 def _ignore(_: object) -> None:
@@ -82,14 +82,14 @@ class Store:
         self.protocol = target.protocol
 
     @property
-    def _read_options(self) -> dict[str, Any]:
+    def read_options(self) -> dict[str, Any]:
         # s3fs asks for an object's size (a HEAD) before every read, to split big ones into
         # parallel ranges; a metadata.json is read whole, in one GET
         return {"max_concurrency": 1} if self.protocol in ("s3", "s3a") else {}
 
     def read(self, path: str) -> bytes:
         """One object's content."""
-        return bytes(self.fs.cat_file(path, **self._read_options))
+        return bytes(self.fs.cat_file(path, **self.read_options))
 
     def key(self, where: ObjectPath) -> str:
         return str(self.fs._strip_protocol(str(where))).rstrip("/")
@@ -138,7 +138,7 @@ class Store:
         if getattr(self.fs, "async_impl", False):
             from fsspec.asyn import sync  # type: ignore[import-untyped]
 
-            return list(sync(self.fs.loop, _gather, self.fs, list(paths), self._read_options))
+            return list(sync(self.fs.loop, _gather, self.fs, list(paths), self.read_options))
         out: list[bytes | BaseException] = []
         for path in paths:
             try:
@@ -375,13 +375,15 @@ def scan(run: ObjectPath, *, sizes: bool = False) -> list[CheckpointRecord]:
 # ---- saving --------------------------------------------------------------------------------
 
 
-def _hash_object(store: Store, key: str) -> str:
+def _hash_object(store: Store, key: str, size: int) -> str:
+    """sha256 of an object of known size (from the listing), in ranged GETs of 8 MB: no HEAD,
+    no read-ahead, never the whole object in memory."""
     import hashlib
 
     digest = hashlib.sha256()
-    with store.fs.open(key, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
+    for start in range(0, size, _HASH_CHUNK):
+        end = min(start + _HASH_CHUNK, size)
+        digest.update(store.fs.cat_file(key, start=start, end=end, **store.read_options))
     return digest.hexdigest()
 
 
@@ -469,8 +471,9 @@ def save_checkpoint(
                 continue
             entry = uploaded.get(relative)
             if entry is None:
-                digest = _hash_object(store, f"{root}/{relative}") if hashes else None
-                entry = ManifestEntry(relative, int(existing[relative].get("size") or 0), digest)
+                size = int(existing[relative].get("size") or 0)
+                digest = _hash_object(store, f"{root}/{relative}", size) if hashes else None
+                entry = ManifestEntry(relative, size, digest)
             manifest.append(entry)
         meta.manifest = manifest
         meta.saved_at = format_timestamp(time.time())
@@ -704,7 +707,7 @@ def _check_manifest(
             continue
         if entry.sha256 is not None:
             with translated(folder / entry.path, "cannot read payload"):
-                digest = _hash_object(store, f"{root}/{entry.path}")
+                digest = _hash_object(store, f"{root}/{entry.path}", size)
             progress(entry.size)
             if digest != entry.sha256:
                 problems.append(ManifestProblem(entry.path, "content changed (sha256 differs)"))
@@ -725,6 +728,7 @@ def verify_target(
     with translated(folder, "cannot list"):
         objects = store.objects(folder)
     single = step_from_name(folder.name) is not None or METADATA_NAME in objects
+    markers: dict[str, Metadata] = {}  # what a scan of the run prefix has read already
     if single:
         if not objects:
             raise CkptFileSystemError(f"{folder}: no such checkpoint folder")
@@ -732,6 +736,7 @@ def verify_target(
         checks = [(folder, objects, None)]
     else:
         listing = _scan(store, folder, objects)
+        markers = listing.markers
         checks = []
         for record in listing.records:
             if record.kind != "checkpoint":
@@ -749,7 +754,9 @@ def verify_target(
                 raise _incomplete(current)
             if known is not None and known.status == "corrupt" and known.error:
                 raise InvalidCheckpointError(known.error)
-            meta = read_metadata(current, store)
+            meta = markers.get(known.name) if known is not None else None
+            if meta is None:
+                meta = read_metadata(current, store)
         except CkptError as exc:
             reports.append(VerifyReport(current, [str(exc)], exc))
             continue

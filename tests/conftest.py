@@ -112,21 +112,38 @@ def aws_env(server: SeaweedServer, tmp: Path) -> dict[str, str]:
     }
 
 
-@pytest.fixture
-def s3_bucket(
-    seaweed: SeaweedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[S3Bucket]:
-    """A fresh bucket; the AWS_* variables point this process (and its children) at it."""
+@pytest.fixture(scope="session")
+def s3_admin(seaweed: SeaweedServer) -> Any:
+    """One s3fs filesystem for the tests' own set-up and checks (no listing cache)."""
     import s3fs
 
+    return s3fs.S3FileSystem(
+        **seaweed.storage_options(), skip_instance_cache=True, use_listings_cache=False
+    )
+
+
+@pytest.fixture(scope="session")
+def s3_env(seaweed: SeaweedServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    # one value for the whole session, so that ckpt's per-configuration client is reused
+    return aws_env(seaweed, tmp_path_factory.mktemp("aws"))
+
+
+@pytest.fixture
+def s3_bucket(
+    seaweed: SeaweedServer,
+    s3_admin: Any,
+    s3_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[S3Bucket]:
+    """A fresh bucket; the AWS_* variables point this process (and its children) at it."""
     opts = seaweed.storage_options()
     name = "ckpt-" + secrets.token_hex(6)
-    env = aws_env(seaweed, tmp_path)
+    env = dict(s3_env)
     for key in [k for k in os.environ if k.startswith("AWS_")]:
         monkeypatch.delenv(key)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    fs = s3fs.S3FileSystem(**opts, skip_instance_cache=True)
+    fs = s3_admin
     fs.mkdir(name)
     try:
         yield S3Bucket(url=f"s3://{name}", storage_options=opts, name=name, env=env)

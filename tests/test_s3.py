@@ -745,3 +745,19 @@ def test_requests_per_command(s3_place: Place, requests_sent: collections.Counte
         "GetObject": 1,
         "DeleteObject": 1,
     }
+
+
+def test_a_holder_whose_lock_was_taken_over_stops(s3_place: Place) -> None:
+    from ckpt_cli import remote
+    from ckpt_cli.remote_lock import LockLostError
+
+    run = ObjectPath.parse(s3_place.url)
+    with remote.run_lock(run, timeout=5, ttl=0.6) as lock:
+        # another process took it over (as after a stall longer than the TTL)
+        thief = {"owner": "thief:3:z", "acquired_at": time.time(), "expires_at": time.time() + 60}
+        s3_place.write(".ckpt.lock", json.dumps(thief).encode())
+        time.sleep(0.5)  # the next renewal finds an ETag that is not its own
+        with pytest.raises(LockLostError, match="lost the run lock"):
+            lock.check()
+    # released without deleting the new holder's lock
+    assert json.loads(s3_place.read(".ckpt.lock"))["owner"] == "thief:3:z"
