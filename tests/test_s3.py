@@ -761,3 +761,10 @@ def test_a_holder_whose_lock_was_taken_over_stops(s3_place: Place) -> None:
             lock.check()
     # released without deleting the new holder's lock
     assert json.loads(s3_place.read(".ckpt.lock"))["owner"] == "thief:3:z"
+
+
+def test_move_uploads_then_removes_the_local_payload(s3_place: Place, tmp_path: Path) -> None:
+    weights = payload(tmp_path)
+    ok("save", s3_place.url, "--step", "1", "--loss", "0.5", "--move", str(weights))
+    assert not weights.exists()
+    assert s3_place.read("checkpoint-1/model.bin") == b"w" * 3000
