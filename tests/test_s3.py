@@ -768,3 +768,15 @@ def test_move_uploads_then_removes_the_local_payload(s3_place: Place, tmp_path: 
     ok("save", s3_place.url, "--step", "1", "--loss", "0.5", "--move", str(weights))
     assert not weights.exists()
     assert s3_place.read("checkpoint-1/model.bin") == b"w" * 3000
+
+
+def test_list_on_a_terminal_draws_the_table_for_a_url(s3_place: Place) -> None:
+    from .ptyrun import run_in_pty
+
+    for step, loss in ((1, 0.5), (2, 0.3)):
+        ok("save", s3_place.url, "--step", str(step), "--loss", str(loss))
+    code, shown = run_in_pty([str(CKPT_BIN), "list", s3_place.url], env={"NO_COLOR": "1"})
+    assert code == 0, shown
+    assert s3_place.url in shown
+    assert "┃" in shown or "│" in shown  # rich's table, not the pipe's plain columns
+    assert "latest" in shown and "best" in shown
