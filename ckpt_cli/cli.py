@@ -38,6 +38,7 @@ from .params import (
     RunDirArg,
     StaleAfterOpt,
 )
+from .storage import Location
 
 _debug = os.environ.get("CKPT_DEBUG", "") not in ("", "0")
 #: rows `ckpt list` shows on a terminal unless --limit or --all says otherwise
@@ -137,7 +138,7 @@ def _root(
     _debug = _debug or debug
 
 
-def _show_metadata(folder: Path, meta: Metadata, as_json: bool, field: str | None) -> None:
+def _show_metadata(folder: Location, meta: Metadata, as_json: bool, field: str | None) -> None:
     doc = metadata_to_json(meta, path=str(folder))
     if field is not None:
         if field not in doc:
@@ -184,7 +185,7 @@ def save(
         int, typer.Option("--step", min=0, help="The global step (names checkpoint-<step>).")
     ],
     payloads: Annotated[
-        list[Path] | None,
+        list[str] | None,
         typer.Argument(
             metavar="PAYLOAD",
             help="Files or folders to copy (or --move) into the checkpoint.",
@@ -262,11 +263,12 @@ def save(
         rng_state=rng_state,
         optimizer_state=_read_optimizer_state(optimizer_state) if optimizer_state else [],
     )
-    with _copy_progress(payloads or []) as progress:
+    files = [_payload_path(p) for p in payloads or []]
+    with _copy_progress(files) as progress:
         result = save_to_run(
             run_dir,
             request,
-            payloads=payloads or [],
+            payloads=files,
             move=move,
             force=force,
             hashes=not no_hash,
@@ -290,6 +292,15 @@ def save(
         )
     else:
         output.data(str(result.path))
+
+
+def _payload_path(text: str) -> Path:
+    """A payload is a local file or folder, even when the checkpoint goes to an object store."""
+    from .storage import is_url
+
+    if is_url(text):
+        raise UsageError(f"{text}: a payload must be a local file or folder, not a URL")
+    return Path(text)
 
 
 def _read_optimizer_state(source: str) -> list[float]:
@@ -455,7 +466,11 @@ def list_(
 
 
 def _show_loss_plot(
-    run_dir: Path, records: Any, marks: dict[str, list[str]], limit: int | None, on_terminal: bool
+    run_dir: str | Path,
+    records: Any,
+    marks: dict[str, list[str]],
+    limit: int | None,
+    on_terminal: bool,
 ) -> None:
     from .views import chart_lines, loss_series, summarize
 
@@ -474,7 +489,10 @@ def _show_loss_plot(
 @app.command(short_help="Show one checkpoint in full, validated.")
 def load(
     path: Annotated[
-        Path, typer.Argument(metavar="PATH", help="A checkpoint folder, or its metadata.json.")
+        str,
+        typer.Argument(
+            metavar="PATH", help="A checkpoint folder (or s3:// URL), or its metadata.json."
+        ),
     ],
     as_json: JsonOpt = False,
     field: FieldOpt = None,
@@ -577,7 +595,7 @@ def prune(
     _raise_failures(failures, "run directories or folders")
 
 
-def _confirm(targets: list[Path], policy: Any) -> bool:
+def _confirm(targets: list[Location], policy: Any) -> bool:
     """Show what a real prune would delete and ask; True when there is nothing to ask about."""
     from .pruning import plan_run_dir
 
@@ -598,9 +616,10 @@ def _confirm(targets: list[Path], policy: Any) -> bool:
 @app.command(short_help="Check metadata and payload hashes; exit 3 on a mismatch.")
 def verify(
     path: Annotated[
-        Path,
+        str,
         typer.Argument(
-            metavar="PATH", help="A checkpoint folder, its metadata.json, or a run directory."
+            metavar="PATH",
+            help="A checkpoint folder, its metadata.json, or a run directory (or s3:// URLs).",
         ),
     ],
     as_json: JsonOpt = False,

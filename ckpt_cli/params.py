@@ -3,7 +3,6 @@ of their values (durations, retention rules) into core types."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -19,9 +18,14 @@ def _complete_fields() -> list[str]:
     return list(FIELD_NAMES)
 
 
+# A string, not a Path: pathlib would turn `s3://bucket/run` into `s3:/bucket/run`. The core
+# tells URLs from local paths (`storage.location`).
 RunDirArg = Annotated[
-    Path,
-    typer.Argument(metavar="RUN_DIR", help="The run directory holding checkpoint-<step>/ folders."),
+    str,
+    typer.Argument(
+        metavar="RUN_DIR",
+        help="The run directory holding checkpoint-<step>/ folders (or an s3:// URL).",
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
 FieldOpt = Annotated[

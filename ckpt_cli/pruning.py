@@ -19,6 +19,7 @@ from .errors import CkptError, CkptFileSystemError
 from .locking import DEFAULT_LOCK_TIMEOUT, run_lock
 from .retention import PlanEntry, RetentionPlan, RetentionPolicy, plan_retention
 from .rundir import folder_size, scan
+from .storage import Location, ObjectPath, Target, local, location
 
 #: called once per entry as it is deleted (for progress bars)
 Progress = Callable[[PlanEntry], None]
@@ -32,7 +33,7 @@ def _no_progress(_: PlanEntry) -> None:
 class PruneResult:
     """What a prune of one run directory planned and what it carried out."""
 
-    run_dir: Path
+    run_dir: Location
     plan: RetentionPlan
     dry_run: bool
     deleted: list[PlanEntry] = field(default_factory=list)
@@ -44,7 +45,7 @@ class PruneResult:
 
 
 def plan_run_dir(
-    run_dir: Path, policy: RetentionPolicy, *, now: float | None = None, sizes: bool = False
+    run_dir: Target, policy: RetentionPolicy, *, now: float | None = None, sizes: bool = False
 ) -> RetentionPlan:
     """The plan for a run directory as it is now; touches nothing."""
     records = scan(run_dir, sizes=sizes)
@@ -54,11 +55,11 @@ def plan_run_dir(
 def _measured(entry: PlanEntry) -> PlanEntry:
     if entry.record.size is not None:
         return entry
-    return replace(entry, record=replace(entry.record, size=folder_size(entry.record.path)))
+    return replace(entry, record=replace(entry.record, size=folder_size(local(entry.record.path))))
 
 
 def prune_run_dir(
-    run_dir: Path,
+    target: Target,
     policy: RetentionPolicy,
     *,
     dry_run: bool = False,
@@ -70,7 +71,20 @@ def prune_run_dir(
     """Plan and (unless `dry_run`) delete, holding the run directory's lock throughout.
 
     A dry run takes no lock: it deletes nothing, and what it plans is what a real run would.
+    A URL goes to `remote.prune_run_dir` (a lock object instead of flock).
     """
+    run_dir = location(target)
+    if isinstance(run_dir, ObjectPath):
+        from . import remote
+
+        return remote.prune_run_dir(
+            run_dir,
+            policy,
+            dry_run=dry_run,
+            lock_timeout=lock_timeout,
+            now=now,
+            progress=progress,
+        )
     if dry_run:
         plan = plan_run_dir(run_dir, policy, now=now, sizes=sizes)
         result = PruneResult(run_dir, plan, dry_run=True)
@@ -122,12 +136,13 @@ def _rename_aside(
     trashed: list[tuple[PlanEntry, Path]] = []
     for entry in entries:
         measured = _measured(entry)
+        folder = local(entry.record.path)
         if entry.record.kind == "trash":
-            trashed.append((measured, entry.record.path))
+            trashed.append((measured, folder))
             continue
-        trash = atomic.trash_name(entry.record.path, entry.record.step)
+        trash = atomic.trash_name(folder, entry.record.step)
         try:
-            os.rename(entry.record.path, trash)
+            os.rename(folder, trash)
         except OSError as exc:
             result.failed.append((measured, exc.strerror or str(exc)))
             continue
@@ -139,7 +154,7 @@ def _rename_aside(
 
 
 def prune_many(
-    targets: Sequence[Path],
+    targets: Sequence[Target],
     policy: RetentionPolicy,
     *,
     dry_run: bool = False,

@@ -99,7 +99,7 @@ def _fitting_columns(cells: Sequence[Sequence[Text]], width: int) -> list[int]:
 
 
 def render_list(
-    run_dir: Path,
+    run_dir: str | Path,
     rows: Sequence[CheckpointRecord],
     summary: views.ListSummary,
     marks: dict[str, list[str]],
@@ -146,7 +146,9 @@ def render_list(
     out.print(_footer(summary))
 
 
-def render_loss_plot(run_dir: Path, series: views.LossSeries, summary: views.ListSummary) -> None:
+def render_loss_plot(
+    run_dir: str | Path, series: views.LossSeries, summary: views.ListSummary
+) -> None:
     """`ckpt list --plot` on a terminal: the loss chart in a panel as wide as the terminal."""
     out = console()
     chart = views.loss_chart(series, width=out.width - 4, colors=output.use_color())

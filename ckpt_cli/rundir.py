@@ -37,6 +37,7 @@ from .records import (
     display_name,
     step_from_name,
 )
+from .storage import Location, ObjectPath, Target, local, location
 
 Warn = Callable[[str], None]
 
@@ -45,19 +46,29 @@ def _ignore(_: str) -> None:
     return None
 
 
-def checkpoint_folder(path: Path) -> Path:
+def checkpoint_folder(target: Target) -> Location:
     """The checkpoint folder a user named: the folder itself, or the folder of a metadata.json."""
+    path = location(target)
+    if isinstance(path, ObjectPath):
+        from . import remote
+
+        return remote.checkpoint_folder(path)
     if path.name == METADATA_NAME and not path.is_dir():
         return path.parent
     return path
 
 
-def read_metadata(folder: Path) -> Metadata:
+def read_metadata(target: Target) -> Metadata:
     """Load and validate `folder/metadata.json`.
 
     Raises InvalidCheckpointError when the file is missing, not a file, or invalid, and
     CkptFileSystemError when the folder cannot be read at all.
     """
+    folder = location(target)
+    if isinstance(folder, ObjectPath):
+        from . import remote
+
+        return remote.read_metadata(folder)
     meta_file = folder / METADATA_NAME
     try:
         data = meta_file.read_bytes()
@@ -130,12 +141,17 @@ def _descending_steps(names: list[str]) -> Iterator[tuple[int, str]]:
         end = start
 
 
-def find_latest(run_dir: Path, warn: Warn = _ignore) -> tuple[Path, Metadata]:
+def find_latest(target: Target, warn: Warn = _ignore) -> tuple[Location, Metadata]:
     """The valid checkpoint with the highest step, and its metadata.
 
     Orders by the step in the folder name and validates from the top down, so the cost is one
     listing plus a metadata read per skipped folder. Raises NotFoundError when none is valid.
     """
+    run_dir = location(target)
+    if isinstance(run_dir, ObjectPath):
+        from . import remote
+
+        return remote.find_latest(run_dir, warn)
     names = list_names(run_dir)
     for step, name in _descending_steps(names):
         folder = run_dir / name
@@ -423,12 +439,17 @@ def folder_size(path: Path) -> int:
     return total
 
 
-def scan(run_dir: Path, *, sizes: bool = False) -> list[CheckpointRecord]:
+def scan(target: Target, *, sizes: bool = False) -> list[CheckpointRecord]:
     """Every entry of a run directory, classified, in ascending step order (stepless last).
 
     The lock file and other hidden files that are not ckpt's are left out: they are not the
     user's checkpoints and never touched.
     """
+    run_dir = location(target)
+    if isinstance(run_dir, ObjectPath):
+        from . import remote
+
+        return remote.scan(run_dir, sizes=sizes)
     try:
         with os.scandir(run_dir) as entries:
             records = [
@@ -453,7 +474,7 @@ def scan(run_dir: Path, *, sizes: bool = False) -> list[CheckpointRecord]:
 def _with_size(record: CheckpointRecord) -> CheckpointRecord:
     if record.kind not in ("checkpoint", "staging", "trash"):
         return record
-    return replace(record, size=folder_size(record.path))
+    return replace(record, size=folder_size(local(record.path)))
 
 
 def _order(record: CheckpointRecord) -> tuple[bool, int, str]:
@@ -462,15 +483,28 @@ def _order(record: CheckpointRecord) -> tuple[bool, int, str]:
 
 def expand_run_dirs(
     patterns: Sequence[str], recursive: bool = False, warn: Warn = _ignore
-) -> tuple[list[Path], list[CkptError]]:
+) -> tuple[list[Location], list[CkptError]]:
     """Run directories named by paths and quoted shell globs (and, with `recursive`, every run
     directory below them), in order and without repeats; plus an error per glob that matched
-    nothing. A plain path is passed through, so that a missing one fails where it is used."""
-    targets: list[Path] = []
+    nothing. A plain path is passed through, so that a missing one fails where it is used.
+    URLs (globs too: `s3://bucket/runs/*/checkpoints`) are expanded on their store."""
+    targets: list[Location] = []
     failures: list[CkptError] = []
     import glob  # only prune takes globs; keep it off the start-up path of `latest`
 
     for pattern in patterns:
+        try:
+            where = location(pattern)
+            if isinstance(where, ObjectPath):
+                from . import remote
+
+                targets.extend(remote.expand(pattern, recursive, warn))
+                continue
+        except CkptError as exc:
+            failures.append(exc)
+            continue
+        if pattern.startswith("file://"):
+            pattern = str(where)
         if glob.has_magic(pattern):
             matches = sorted(glob.glob(pattern))
             if not matches:

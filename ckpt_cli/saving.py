@@ -36,6 +36,7 @@ from .pruning import PruneResult, prune_locked
 from .records import METADATA_NAME, STAGING_RE, TRASH_RE, checkpoint_name
 from .retention import RetentionPolicy
 from .rundir import find_latest
+from .storage import Location, ObjectPath, Target, location
 
 #: progress callback: bytes just copied
 Progress = Callable[[int], None]
@@ -298,14 +299,14 @@ class SaveResult:
     """What a save did: the checkpoint's folder, how ("saved", "sealed", "replaced"), the
     best_loss it recorded, and the prune that followed when keep rules were given."""
 
-    path: Path
+    path: Location
     outcome: str
     best_loss: float
     prune: PruneResult | None = None
 
 
 def resolve_best_loss(
-    run_dir: Path, loss: float | None, best: float | None, previous: Metadata | None
+    run_dir: Location, loss: float | None, best: float | None, previous: Metadata | None
 ) -> float:
     """DESIGN.md's rule: --best-loss outright; --loss as a running minimum over the latest
     checkpoint's best_loss; neither: the latest's carried forward, or a usage error."""
@@ -320,8 +321,22 @@ def resolve_best_loss(
     )
 
 
+def metadata_for(request: SaveRequest, best: float, previous: Metadata | None) -> Metadata:
+    """The metadata a save records: the request, with the epoch taken from the latest
+    checkpoint (else 0) when not given."""
+    epoch = request.epoch if request.epoch is not None else (previous.epoch if previous else 0)
+    return Metadata(
+        epoch=epoch,
+        global_step=request.step,
+        best_loss=best,
+        optimizer_state=request.optimizer_state,
+        rng_state=request.rng_state,
+        loss=request.loss,
+    )
+
+
 def save_to_run(
-    run_dir: Path,
+    run_dir: Target,
     request: SaveRequest,
     *,
     payloads: Sequence[Path] = (),
@@ -333,7 +348,23 @@ def save_to_run(
     progress: Progress = _no_progress,
 ) -> SaveResult:
     """`ckpt save`: under the run lock, fill in from the latest checkpoint, commit, then prune
-    by `policy` (after the commit, never before)."""
+    by `policy` (after the commit, never before). A URL goes to `remote.save_to_run`."""
+    where = location(run_dir)
+    if isinstance(where, ObjectPath):
+        from . import remote
+
+        return remote.save_to_run(
+            where,
+            request,
+            payloads=payloads,
+            move=move,
+            force=force,
+            hashes=hashes,
+            policy=policy,
+            lock_timeout=lock_timeout,
+            progress=progress,
+        )
+    run_dir = where
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
@@ -346,15 +377,7 @@ def save_to_run(
         except NotFoundError:
             previous = None
         best = resolve_best_loss(run_dir, request.loss, request.best_loss, previous)
-        epoch = request.epoch if request.epoch is not None else (previous.epoch if previous else 0)
-        meta = Metadata(
-            epoch=epoch,
-            global_step=request.step,
-            best_loss=best,
-            optimizer_state=request.optimizer_state,
-            rng_state=request.rng_state,
-            loss=request.loss,
-        )
+        meta = metadata_for(request, best, previous)
         folder = run_dir / checkpoint_name(request.step)
         outcome = save_checkpoint(
             folder,

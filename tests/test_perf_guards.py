@@ -69,9 +69,11 @@ def test_latest_imports_no_renderer_hashing_or_retention(run_dir: Path) -> None:
         "ckpt_cli.params",
         "ckpt_cli.records",
         "ckpt_cli.rundir",
+        "ckpt_cli.storage",  # tells a URL from a path; fsspec itself is imported only for URLs
     }
     assert not {m for m in modules if m == "rich" or m.startswith("rich.")}
     assert "filelock" not in modules
+    assert not {m for m in modules if m.split(".")[0] in ("fsspec", "s3fs", "botocore")}
 
 
 def _rchar() -> int:
@@ -154,7 +156,7 @@ def _dump(doc: dict[str, Any], style: str) -> bytes:
         return json.dumps(doc, separators=(",", ":")).encode()
     try:
         return orjson.dumps(doc, option=orjson.OPT_INDENT_2)
-    except TypeError:  # an integer past 64 bits, which orjson cannot write: same layout
+    except TypeError:  # an integer past 64 bits (orjson's limit): the seed's layout instead
         return json.dumps(doc, indent=2).encode()
 
 
