@@ -36,7 +36,13 @@ from pathlib import Path
 from typing import Any
 
 from . import atomic
-from .errors import CkptError, CkptFileSystemError, InvalidCheckpointError, NotFoundError
+from .errors import (
+    CkptError,
+    CkptFileSystemError,
+    InvalidCheckpointError,
+    NotFoundError,
+    UsageError,
+)
 from .format import (
     ManifestEntry,
     Metadata,
@@ -445,7 +451,7 @@ def save_checkpoint(
         existing = store.objects(folder)
         has_marker = METADATA_NAME in existing
         if has_marker and not force:
-            raise InvalidCheckpointError(
+            raise UsageError(
                 f"{folder}: a checkpoint already exists at this step (use --force to replace it)"
             )
         outcome = "replaced" if has_marker else "sealed" if existing else "saved"

@@ -25,7 +25,6 @@ from pathlib import Path
 from . import atomic
 from .errors import (
     CkptFileSystemError,
-    InvalidCheckpointError,
     NotFoundError,
     UsageError,
     fs_error,
@@ -189,7 +188,7 @@ def save_checkpoint(
             _seal(folder, meta, placed, move, hashes, progress)
             return "sealed"
         if not force:
-            raise InvalidCheckpointError(
+            raise UsageError(
                 f"{folder}: a checkpoint already exists at this step (use --force to replace it)"
             )
         _replace(folder, meta, placed, move, hashes, progress)

@@ -244,7 +244,7 @@ def test_seal_force_and_keep_rules_on_save(place: Place, tmp_path: Path) -> None
     assert manifest is not None and [m.path for m in manifest] == ["weights.bin"]
 
     result = invoke("save", place.url, "--step", "50", "--loss", "0.1")
-    assert result.exit_code == 3
+    assert result.exit_code == 2
     assert error_line(result.stderr) == (
         f"ckpt: error: {place.sub('checkpoint-50')}: a checkpoint already exists at this step "
         "(use --force to replace it)"
