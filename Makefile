@@ -6,12 +6,12 @@ PY := $(VENV)/bin/python
 CKPT := $(VENV)/bin/ckpt
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: install demo test lint format completions bench stress clean
+.PHONY: install demo test lint format completions captures bench stress clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,s3]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -31,7 +31,9 @@ format: install
 	$(VENV)/bin/ruff check --fix ckpt_cli tests examples benchmarks
 	$(VENV)/bin/ruff format ckpt_cli tests examples benchmarks
 
+# Typer's --show-completion ignores its SHELL argument: ask for each shell's script by name
 completions: install
+	mkdir -p completions
 	_CKPT_COMPLETE=source_bash $(CKPT) > completions/ckpt.bash
 	_CKPT_COMPLETE=source_zsh $(CKPT) > completions/ckpt.zsh
 	_CKPT_COMPLETE=source_fish $(CKPT) > completions/ckpt.fish
@@ -40,6 +42,13 @@ completions: install
 # kill -9 at random instants, and the save/prune/read storm for minutes (it stops by itself).
 stress: install
 	CKPT_STRESS=1 $(PY) -m pytest --timeout 1800 tests/test_faults.py tests/test_storm.py
+# The README's pictures of `ckpt list`, `list --plot` and `load`: run for real in a pty
+captures: install
+	$(PY) examples/readme_captures.py
+
+# Not part of `make test`: times ckpt against the floor of each job and writes BENCHMARKS.md.
+bench: install
+	$(PY) benchmarks/run.py --out BENCHMARKS.md
 
 clean:
 	rm -rf $(VENV) demo-run .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -54,9 +54,8 @@ FAULT_POINTS = frozenset(
         "delete:after-rename",
         "delete:before-remove",
         "delete:removed",
-        # prune, between entries
+        # prune: before each folder is renamed aside (between entries)
         "prune:before-delete",
-        "prune:deleted",
     }
 )
 

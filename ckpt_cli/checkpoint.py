@@ -11,6 +11,8 @@ Every example of `seed/checkpoint-usage.md` has a twin here:
 
 Saving is atomic and takes the run directory's lock, exactly as `ckpt save` does; errors are
 the `ckpt_cli.errors` classes (all `CkptError`), so a training loop can catch one base class.
+Every path may also be an object-store URL (`s3://bucket/run/checkpoint-1000`, any fsspec
+protocol), handled by `remote.py`.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from typing import Any
 from .format import ManifestEntry, Metadata
 from .locking import DEFAULT_LOCK_TIMEOUT, run_lock
 from .records import checkpoint_name
+from .storage import Location, ObjectPath, location
 
-PathLike = str | os.PathLike[str]
+PathLike = str | os.PathLike[str] | ObjectPath
 
 
 @dataclass
@@ -42,7 +45,7 @@ class Checkpoint:
     #: unknown metadata keys, kept and written back
     extra: dict[str, Any] = field(default_factory=dict)
     #: set by load / find_latest / save: where the checkpoint lives
-    path: Path | None = field(default=None, compare=False)
+    path: Location | None = field(default=None, compare=False)
     #: set when loaded: when it was saved (RFC 3339, UTC) and its payload manifest
     saved_at: str | None = field(default=None, compare=False)
     manifest: list[ManifestEntry] | None = field(default=None, compare=False)
@@ -59,7 +62,7 @@ class Checkpoint:
         )
 
     @classmethod
-    def _from_metadata(cls, meta: Metadata, path: Path) -> Checkpoint:
+    def _from_metadata(cls, meta: Metadata, path: Location) -> Checkpoint:
         return cls(
             epoch=meta.epoch,
             global_step=meta.global_step,
@@ -77,11 +80,11 @@ class Checkpoint:
         self,
         path: PathLike,
         *,
-        payloads: Sequence[PathLike] = (),
+        payloads: Sequence[str | os.PathLike[str]] = (),
         move: bool = False,
         hashes: bool = True,
         lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT,
-    ) -> Path:
+    ) -> Location:
         """Save atomically to the checkpoint folder `path` (e.g. `checkpoints/checkpoint-1000`).
 
         A folder that a framework already filled is sealed (metadata.json written last); an
@@ -89,7 +92,21 @@ class Checkpoint:
         """
         from .saving import save_checkpoint
 
-        folder = Path(path)
+        where = location(path)
+        if isinstance(where, ObjectPath):
+            from . import remote
+
+            remote.save_locked(
+                where,
+                self._metadata(),
+                payloads=[Path(p) for p in payloads],
+                move=move,
+                hashes=hashes,
+                lock_timeout=lock_timeout,
+            )
+            self.path = where
+            return where
+        folder = where
         folder.parent.mkdir(parents=True, exist_ok=True)
         with run_lock(folder.parent, lock_timeout):
             save_checkpoint(
@@ -108,7 +125,7 @@ class Checkpoint:
         """Load and validate a checkpoint folder (or its metadata.json)."""
         from .rundir import checkpoint_folder, read_metadata
 
-        folder = checkpoint_folder(Path(path))
+        folder = checkpoint_folder(location(path))
         return cls._from_metadata(read_metadata(folder), folder)
 
     @classmethod
@@ -116,11 +133,11 @@ class Checkpoint:
         """The valid checkpoint with the highest step; NotFoundError when there is none."""
         from .rundir import find_latest
 
-        folder, meta = find_latest(Path(checkpoint_dir))
+        folder, meta = find_latest(location(checkpoint_dir))
         return cls._from_metadata(meta, folder)
 
     @staticmethod
-    def cleanup_old(config: CheckpointConfig) -> list[Path]:
+    def cleanup_old(config: CheckpointConfig) -> list[Location]:
         """Delete all but the newest `config.max_checkpoints` checkpoints; returns what went.
 
         Runs the same retention engine and safety rules as `ckpt prune --keep-last N`: the
@@ -131,7 +148,7 @@ class Checkpoint:
         from .retention import RetentionPolicy
 
         result = prune_run_dir(
-            Path(config.output_dir), RetentionPolicy(keep_last=config.max_checkpoints)
+            location(config.output_dir), RetentionPolicy(keep_last=config.max_checkpoints)
         )
         return [entry.record.path for entry in result.deleted]
 
@@ -148,6 +165,6 @@ class CheckpointConfig:
         """True on the steps a checkpoint is due (every `save_every_n_steps`)."""
         return self.save_every_n_steps > 0 and step % self.save_every_n_steps == 0
 
-    def checkpoint_path(self, step: int) -> Path:
+    def checkpoint_path(self, step: int) -> Location:
         """The folder of the checkpoint at `step`: `output_dir/checkpoint-<step>`."""
-        return Path(self.output_dir) / checkpoint_name(step)
+        return location(self.output_dir) / checkpoint_name(step)

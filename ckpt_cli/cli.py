@@ -3,16 +3,18 @@
 Errors from the core (`CkptError`) and from argument parsing become one line on stderr,
 `ckpt: error: ...`, and DESIGN.md's exit code, in one place: `CkptGroup.main`. Only what a
 command needs is imported, inside it: `ckpt latest` in a job script loads neither the
-retention engine nor rich.
+retention engine nor rich. The module has no `from __future__ import annotations`: Typer reads
+the command signatures on every run, and string annotations cost it a compile and an eval of
+each one, three times over (about 8 ms of a `ckpt latest`).
 """
-
-from __future__ import annotations
 
 import io
 import os
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -37,8 +39,11 @@ from .params import (
     RunDirArg,
     StaleAfterOpt,
 )
+from .storage import Location
 
 _debug = os.environ.get("CKPT_DEBUG", "") not in ("", "0")
+#: rows `ckpt list` shows on a terminal unless --limit or --all says otherwise
+TERMINAL_ROWS = 20
 
 
 class CkptGroup(TyperGroup):
@@ -66,9 +71,9 @@ class CkptGroup(TyperGroup):
                 traceback.print_exc()
             output.error(str(exc))
             code = exc.exit_code
-        except typer.Abort:
+        except typer.Abort:  # the user answered no (or ^C/^D) at a prompt
             output.error("aborted, nothing deleted")
-            code = 130
+            code = 1
         except typer.TyperException as exc:  # click's usage errors, via Typer's own copy
             code = _report_usage_error(exc)
         except BrokenPipeError:
@@ -134,7 +139,7 @@ def _root(
     _debug = _debug or debug
 
 
-def _show_metadata(folder: Path, meta: Metadata, as_json: bool, field: str | None) -> None:
+def _show_metadata(folder: Location, meta: Metadata, as_json: bool, field: str | None) -> None:
     doc = metadata_to_json(meta, path=str(folder))
     if field is not None:
         if field not in doc:
@@ -174,19 +179,18 @@ def _raise_failures(failures: Sequence[CkptError], what: str) -> None:
 # ---- commands ------------------------------------------------------------------------------
 
 
-@app.command()
+@app.command(short_help="Commit a checkpoint atomically and print its path.")
 def save(
     run_dir: RunDirArg,
     step: Annotated[
         int, typer.Option("--step", min=0, help="The global step (names checkpoint-<step>).")
     ],
     payloads: Annotated[
-        list[Path] | None,
+        list[str] | None,
         typer.Argument(
             metavar="PAYLOAD",
             help="Files or folders to copy (or --move) into the checkpoint.",
             show_default=False,
-            readable=False,
         ),
     ] = None,
     epoch: Annotated[
@@ -261,17 +265,19 @@ def save(
         rng_state=rng_state,
         optimizer_state=_read_optimizer_state(optimizer_state) if optimizer_state else [],
     )
-    result = save_to_run(
-        run_dir,
-        request,
-        payloads=payloads or [],
-        move=move,
-        force=force,
-        hashes=not no_hash,
-        policy=policy,
-        lock_timeout=lock_timeout,
-        progress=_copy_progress(payloads or []),
-    )
+    files = [_payload_path(p) for p in payloads or []]
+    with _copy_progress(files) as progress:
+        result = save_to_run(
+            run_dir,
+            request,
+            payloads=files,
+            move=move,
+            force=force,
+            hashes=not no_hash,
+            policy=policy,
+            lock_timeout=lock_timeout,
+            progress=progress,
+        )
     if result.prune is not None:
         from .views import prune_lines
 
@@ -288,6 +294,15 @@ def save(
         )
     else:
         output.data(str(result.path))
+
+
+def _payload_path(text: str) -> Path:
+    """A payload is a local file or folder, even when the checkpoint goes to an object store."""
+    from .storage import is_url
+
+    if is_url(text):
+        raise UsageError(f"{text}: a payload must be a local file or folder, not a URL")
+    return Path(text)
 
 
 def _read_optimizer_state(source: str) -> list[float]:
@@ -308,15 +323,50 @@ def _read_optimizer_state(source: str) -> list[float]:
         ) from None
 
 
-def _copy_progress(payloads: Sequence[Path]) -> Callable[[int], None]:
-    if not payloads or not sys.stderr.isatty():
-        return lambda _: None
+def _ignore_progress(_: Any) -> None:
+    return None
+
+
+@contextmanager
+def _byte_progress(description: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr for long byte work (copying, hashing), on a terminal only:
+    nothing of it reaches a pipe or a log file."""
+    if not output.stderr_is_terminal():
+        yield _ignore_progress
+        return
     from .render import byte_progress
 
-    return byte_progress("copying payload")
+    with byte_progress(description, total) as advance:
+        yield advance
 
 
-@app.command()
+@contextmanager
+def _deletion_progress(description: str) -> Iterator[Callable[[Any], None]]:
+    """Like `_byte_progress`, for folders deleted by a prune."""
+    if not output.stderr_is_terminal():
+        yield _ignore_progress
+        return
+    from .render import deletion_progress
+
+    with deletion_progress(description) as advance:
+        yield advance
+
+
+def _copy_progress(payloads: Sequence[Path]) -> AbstractContextManager[Callable[[int], None]]:
+    if not payloads:
+        return nullcontext(_ignore_progress)
+    from .rundir import folder_size
+
+    try:
+        total: int | None = sum(
+            folder_size(p) if p.is_dir() else p.stat().st_size for p in payloads
+        )
+    except OSError:
+        total = None  # a missing payload is reported by the save itself
+    return _byte_progress("copying payload", total)
+
+
+@app.command(short_help="Print the newest valid checkpoint's path; exit 1 if none.")
 def latest(run_dir: RunDirArg, as_json: JsonOpt = False, field: FieldOpt = None) -> None:
     """Print the path of the newest valid checkpoint; exit 1 when there is none.
 
@@ -331,41 +381,128 @@ def latest(run_dir: RunDirArg, as_json: JsonOpt = False, field: FieldOpt = None)
         output.data(str(folder))
 
 
-@app.command("list")
-def list_(run_dir: RunDirArg, as_json: JsonOpt = False) -> None:
-    """Show every checkpoint of a run: step, epoch, losses, size, age, status, markers.
+class SortKey(str, Enum):
+    """How `list --sort` orders rows (views.select_rows says what each keeps under --limit)."""
 
-    Example: ckpt list runs/exp7/checkpoints
+    step = "step"
+    loss = "loss"
+    age = "age"
+    size = "size"
+
+
+@app.command("list", short_help="Show a run's checkpoints: table, plain columns, or --plot.")
+def list_(
+    run_dir: RunDirArg,
+    sort: Annotated[
+        SortKey | None,
+        typer.Option(
+            "--sort",
+            help="Order rows by step (oldest first), loss (lowest first), age (youngest "
+            "first) or size (largest first). [default: step]",
+            show_default=False,
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            "--limit",
+            min=1,
+            metavar="N",
+            help="Show the N rows that matter most for the order: the newest steps, the lowest "
+            f"losses, the youngest, the largest. [default on a terminal: {TERMINAL_ROWS}; "
+            "in a pipe and with --json: every row]",
+            show_default=False,
+        ),
+    ] = None,
+    show_all: Annotated[
+        bool, typer.Option("--all", "-a", help="Show every row, however many.")
+    ] = False,
+    plot: Annotated[
+        bool,
+        typer.Option(
+            "--plot",
+            help="Draw best loss and own loss against step instead of the table "
+            "(with --limit N: the N newest checkpoints).",
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show the checkpoints of a run: step, epoch, losses, size, age, status, markers.
+
+    On a terminal: a table of the newest rows with a footer (count, size on disk, the
+    checkpoint a resume would use, the best one). In a pipe: plain space-aligned columns.
+
+    Example: ckpt list runs/exp7/checkpoints --sort loss --limit 5   (or --plot for the curve)
     """
     from .rundir import scan
-    from .views import list_lines, markers_for, record_json
+    from .views import list_lines, markers_for, record_json, select_rows, summarize
 
+    if show_all and limit is not None:
+        raise UsageError("--all and --limit contradict each other; give one")
+    if plot and (as_json or sort is not None):
+        raise UsageError(
+            f"--plot draws a chart by step; it takes no {'--json' if as_json else '--sort'}"
+        )
     shown = ("checkpoint", "staging", "symlink")
     records = [r for r in scan(run_dir, sizes=True) if r.kind in shown]
     marks = markers_for(records)
+    on_terminal = not as_json and output.stdout_is_terminal()
+    if plot:
+        _show_loss_plot(run_dir, records, marks, limit, on_terminal)
+        return
+    key = (sort or SortKey.step).value
+    if limit is None and on_terminal and not show_all:
+        limit = TERMINAL_ROWS
+    rows = select_rows(records, key, limit)
     if as_json:
-        output.json_document([record_json(r, marks.get(r.name, [])) for r in records])
-    elif output.stdout_is_terminal():
+        output.json_document([record_json(r, marks.get(r.name, [])) for r in rows])
+    elif on_terminal:
         from .render import render_list
+        from .views import hidden_rows_note
 
-        render_list(run_dir, records, marks)
+        note = hidden_rows_note(len(rows), len(records), key)
+        render_list(run_dir, rows, summarize(records, marks), marks, note)
     else:
-        for line in list_lines(records, marks):
+        for line in list_lines(rows, marks):
             output.data(line)
 
 
-@app.command()
+def _show_loss_plot(
+    run_dir: str | Path,
+    records: Any,
+    marks: dict[str, list[str]],
+    limit: int | None,
+    on_terminal: bool,
+) -> None:
+    from .views import chart_lines, loss_series, summarize
+
+    series = loss_series(records, limit)
+    if on_terminal:
+        from .render import render_loss_plot
+
+        render_loss_plot(run_dir, series, summarize(records, marks))
+    else:
+        import shutil
+
+        for line in chart_lines(series, shutil.get_terminal_size((80, 24)).columns):
+            output.data(line)
+
+
+@app.command(short_help="Show one checkpoint in full, validated.")
 def load(
     path: Annotated[
-        Path,
+        str,
         typer.Argument(
-            metavar="PATH", help="A checkpoint folder, or its metadata.json.", readable=False
+            metavar="PATH", help="A checkpoint folder (or s3:// URL), or its metadata.json."
         ),
     ],
     as_json: JsonOpt = False,
     field: FieldOpt = None,
 ) -> None:
     """Show one checkpoint in full (validated).
+
+    On a terminal: a panel with every field; a large optimizer_state is summarised (length,
+    min, max, mean, first values) and printed in full only with --json or --field.
 
     Example: ckpt load runs/exp7/checkpoints/checkpoint-1500 --field global_step
     """
@@ -375,7 +512,7 @@ def load(
     _show_metadata(folder, read_metadata(folder), as_json, field)
 
 
-@app.command()
+@app.command(short_help="Delete old checkpoints by OR'd keep rules.")
 def prune(
     run_dirs: Annotated[
         list[str],
@@ -434,9 +571,15 @@ def prune(
         if not _confirm(targets, policy):
             raise typer.Abort()
     on_terminal = output.stdout_is_terminal() and not as_json
-    results, errors = prune_many(
-        targets, policy, dry_run=dry_run, lock_timeout=lock_timeout, sizes=on_terminal
-    )
+    with _deletion_progress("pruning") as progress:
+        results, errors = prune_many(
+            targets,
+            policy,
+            dry_run=dry_run,
+            lock_timeout=lock_timeout,
+            sizes=on_terminal,
+            progress=progress,
+        )
     failures.extend(errors)
     if as_json:
         from .views import prune_json
@@ -454,7 +597,7 @@ def prune(
     _raise_failures(failures, "run directories or folders")
 
 
-def _confirm(targets: list[Path], policy: Any) -> bool:
+def _confirm(targets: list[Location], policy: Any) -> bool:
     """Show what a real prune would delete and ask; True when there is nothing to ask about."""
     from .pruning import plan_run_dir
 
@@ -472,14 +615,13 @@ def _confirm(targets: list[Path], policy: Any) -> bool:
     return typer.confirm(f"Delete {count} folder(s)?", default=False, err=True)
 
 
-@app.command()
+@app.command(short_help="Check metadata and payload hashes; exit 3 on a mismatch.")
 def verify(
     path: Annotated[
-        Path,
+        str,
         typer.Argument(
             metavar="PATH",
-            help="A checkpoint folder, its metadata.json, or a run directory.",
-            readable=False,
+            help="A checkpoint folder, its metadata.json, or a run directory (or s3:// URLs).",
         ),
     ],
     as_json: JsonOpt = False,
@@ -490,7 +632,8 @@ def verify(
     """
     from .manifest import verify_target
 
-    single, reports = verify_target(path)
+    with _byte_progress("hashing payload") as progress:
+        single, reports = verify_target(path, progress)
     docs = [{"path": str(r.path), "ok": r.ok, "problems": r.problems} for r in reports]
     if as_json:
         output.json_document(docs[0] if single else docs)

@@ -62,14 +62,13 @@ def parse_duration(text: str) -> float:
         raise _invalid(text) from None
 
 
-def _split(seconds: int) -> list[tuple[int, str]]:
-    """`seconds` as (count, unit) pairs, largest unit first, zero counts left out."""
-    parts: list[tuple[int, str]] = []
+def _counts(seconds: int) -> list[tuple[int, str]]:
+    """`seconds` as a count of every unit, largest first, zeros included (3h: 0w 0d 3h 0m 0s)."""
+    counts: list[tuple[int, str]] = []
     for unit, size in _UNITS:
         count, seconds = divmod(seconds, size)
-        if count:
-            parts.append((count, unit))
-    return parts
+        counts.append((count, unit))
+    return counts
 
 
 def _checked(seconds: float) -> tuple[str, float]:
@@ -79,24 +78,21 @@ def _checked(seconds: float) -> tuple[str, float]:
 
 
 def format_duration(seconds: float) -> str:
-    """A short human age: the largest unit plus the next one when it is not zero.
+    """A short human age: the largest unit plus the one right below it when that is not zero.
 
     `45s`, `12m 5s`, `3h`, `1d 4h`, `5w 2d`. Smaller units are truncated, never rounded up, so an
-    age is never overstated (a checkpoint 23h59m old is not yet `1d`). A negative value (a clock
-    that went backwards) keeps its sign. The result parses back with `parse_duration`.
+    age is never overstated (a checkpoint 23h59m old is not yet `1d`). Never `3h 59s`, which
+    would read as a typo of `3h 59m`. A negative value (a clock that went backwards) keeps its
+    sign; any other result parses back with `parse_duration`.
     """
     sign, magnitude = _checked(seconds)
-    whole = math.floor(magnitude)
-    for rank, (unit, size) in enumerate(_UNITS):
-        if whole >= size or unit == "s":
-            text = f"{whole // size}{unit}"
-            # Only the unit right below the largest: `3h 59s` would read as a typo of `3h 59m`.
-            if rank + 1 < len(_UNITS):
-                below, below_size = _UNITS[rank + 1]
-                if count := (whole % size) // below_size:
-                    text += f" {count}{below}"
-            return sign + text
-    raise AssertionError("unreachable: the last unit is the second")
+    counts = _counts(math.floor(magnitude))
+    # The largest non-zero unit, or seconds for an age under one second.
+    first = next((i for i, (count, _) in enumerate(counts) if count), len(counts) - 1)
+    shown = [counts[first], *(c for c in counts[first + 1 : first + 2] if c[0])]
+    if shown == [(0, "s")]:
+        return "0s"  # not `-0s` for a clock that is half a second out
+    return sign + " ".join(f"{count}{unit}" for count, unit in shown)
 
 
 def format_duration_exact(seconds: float) -> str:
@@ -109,7 +105,5 @@ def format_duration_exact(seconds: float) -> str:
     sign, magnitude = _checked(seconds)
     if magnitude != math.floor(magnitude):
         return f"{sign}{magnitude!r}s"
-    parts = _split(int(magnitude))
-    if not parts:
-        return "0s"
-    return sign + "".join(f"{count}{unit}" for count, unit in parts)
+    parts = [f"{count}{unit}" for count, unit in _counts(int(magnitude)) if count]
+    return sign + "".join(parts) if parts else "0s"

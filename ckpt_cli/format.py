@@ -14,7 +14,7 @@ format has a single, collision-free extension point:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import PurePosixPath
@@ -313,13 +313,13 @@ def normalize_optimizer_state(values: object) -> list[float]:
     return values
 
 
-def encode_metadata(meta: Metadata) -> bytes:
-    """The bytes of metadata.json: seed keys in order, extras, then the `ckpt` block."""
+def _document(meta: Metadata, optimizer_state: Callable[[], list[float]]) -> dict[str, Any]:
+    """The document to write, every value checked in the order the keys are written."""
     doc: dict[str, Any] = {
         "epoch": check_u64("epoch", meta.epoch),
         "global_step": check_u64("global_step", meta.global_step),
         "best_loss": check_finite("best_loss", meta.best_loss),
-        "optimizer_state": normalize_optimizer_state(meta.optimizer_state),
+        "optimizer_state": optimizer_state(),
         "rng_state": None if meta.rng_state is None else check_u64("rng_state", meta.rng_state),
     }
     for key, value in meta.extra.items():
@@ -335,10 +335,43 @@ def encode_metadata(meta: Metadata) -> bytes:
     for key, value in meta.ckpt_extra.items():
         block.setdefault(key, value)
     doc[CKPT_KEY] = block
+    return doc
+
+
+def _dumps(doc: dict[str, Any]) -> bytes:
     try:
         return orjson.dumps(doc, option=orjson.OPT_INDENT_2)
     except TypeError as exc:  # orjson's JSONEncodeError: an extra key holds something unencodable
         raise ValueError(f"metadata cannot be written as JSON: {exc}") from None
+
+
+def check_metadata(meta: Metadata) -> None:
+    """Raise the ValueError that `encode_metadata` would, without encoding the optimizer state,
+    and leave `meta.optimizer_state` normalized, so that `encode_metadata(meta,
+    state_checked=True)` later encodes it once and does not check it again (saving checks up
+    front, before anything touches the disk: for millions of floats, each pass counts)."""
+    normalized: list[list[float]] = []
+
+    def optimizer_state() -> list[float]:
+        normalized.append(normalize_optimizer_state(meta.optimizer_state))
+        return []
+
+    _dumps(_document(meta, optimizer_state))
+    meta.optimizer_state = normalized[0]
+
+
+def encode_metadata(meta: Metadata, *, state_checked: bool = False) -> bytes:
+    """The bytes of metadata.json: seed keys in order, extras, then the `ckpt` block.
+
+    `state_checked`: `check_metadata(meta)` has normalized the optimizer state already.
+    """
+
+    def optimizer_state() -> list[float]:
+        if state_checked:
+            return meta.optimizer_state
+        return normalize_optimizer_state(meta.optimizer_state)
+
+    return _dumps(_document(meta, optimizer_state))
 
 
 def metadata_to_json(meta: Metadata, *, path: str | None = None) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 from .errors import CkptError, InvalidCheckpointError, NotFoundError, VerifyError
 from .format import ManifestEntry
 from .records import METADATA_NAME, display_name
+from .storage import Location, ObjectPath, Target, local, location
 
 _CHUNK = 1 << 20
 #: called with the number of bytes just hashed, for progress bars
@@ -147,7 +148,7 @@ class VerifyReport:
     """The verdict on one checkpoint: its problems (empty when it is whole) and, when it
     failed, the error that stands for them (exit 3 for data, 4 for the file system)."""
 
-    path: Path
+    path: Location
     problems: list[str]
     error: CkptError | None = None
 
@@ -157,7 +158,7 @@ class VerifyReport:
 
 
 def verify_target(
-    target: Path, progress: Progress = _no_progress
+    target: Target, progress: Progress = _no_progress
 ) -> tuple[bool, list[VerifyReport]]:
     """Verify a checkpoint folder (or its metadata.json), or every checkpoint of a run directory.
 
@@ -166,12 +167,17 @@ def verify_target(
     from .records import step_from_name
     from .rundir import checkpoint_folder, read_metadata, scan
 
-    folder = checkpoint_folder(target)
+    where = location(target)
+    if isinstance(where, ObjectPath):
+        from . import remote
+
+        return remote.verify_target(where, progress)
+    folder = local(checkpoint_folder(where))
     single = (folder / METADATA_NAME).exists() or step_from_name(folder.name) is not None
     if single:
         folders = [folder]
     else:
-        folders = [r.path for r in scan(folder) if r.kind == "checkpoint"]
+        folders = [local(r.path) for r in scan(folder) if r.kind == "checkpoint"]
         if not folders:
             raise NotFoundError(f"{folder}: no checkpoint to verify")
     reports = []

@@ -22,6 +22,11 @@ def stdout_is_terminal() -> bool:
     return sys.stdout.isatty()
 
 
+def stderr_is_terminal() -> bool:
+    """Where progress may be drawn: a terminal on stderr, never a pipe or a log file."""
+    return sys.stderr.isatty()
+
+
 def stdin_is_terminal() -> bool:
     return sys.stdin.isatty()
 

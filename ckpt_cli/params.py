@@ -3,29 +3,28 @@ of their values (durations, retention rules) into core types."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from .errors import UsageError
 from .format import FIELD_NAMES
-from .retention import RetentionPolicy
+
+if TYPE_CHECKING:  # the retention engine is imported by the commands that prune, not at start-up
+    from .retention import RetentionPolicy
 
 
 def _complete_fields() -> list[str]:
     return list(FIELD_NAMES)
 
 
-# Paths are checked by the core, which says what is wrong in one line with the right exit code.
-# Typer's own check (stat, then access) is a race: a checkpoint a prune deletes between the two
-# came out as a usage error, "path ... is not readable", exit 2.
+# A string, not a Path: pathlib would turn `s3://bucket/run` into `s3:/bucket/run`. The core
+# tells URLs from local paths (`storage.location`).
 RunDirArg = Annotated[
-    Path,
+    str,
     typer.Argument(
         metavar="RUN_DIR",
-        help="The run directory holding checkpoint-<step>/ folders.",
-        readable=False,
+        help="The run directory holding checkpoint-<step>/ folders (or an s3:// URL).",
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
@@ -118,6 +117,8 @@ def build_policy(
     stale_after: str | None = None,
 ) -> RetentionPolicy:
     """The retention policy the keep options describe (it may have no rule: callers decide)."""
+    from .retention import RetentionPolicy
+
     stale = parse_duration_option("--stale-after", stale_after)
     try:
         policy = RetentionPolicy(

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from .storage import Location
 
 #: What kind of name an entry in a run directory has.
 #: - checkpoint: `checkpoint-<digits>` (a real directory, not a symlink)
@@ -61,7 +63,8 @@ def display_name(name: str) -> str:
 class CheckpointRecord:
     """One entry of a run directory, as `scan` found it."""
 
-    path: Path
+    #: a local Path, or an ObjectPath for a checkpoint on an object store
+    path: Location
     name: str
     kind: EntryKind
     status: Status

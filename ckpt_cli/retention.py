@@ -77,8 +77,14 @@ class RetentionPolicy:
             value = getattr(self, name)
             if value is None and name != "stale_after":
                 continue
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or math.isnan(value):
-                raise ValueError(f"{name} must be a number of seconds, got {value!r}")
+            # Infinity is refused too: "forever" has no spelling in a reason such as `within 2h`,
+            # and no caller needs it (a large keep_within or stale_after does the same).
+            if (
+                not isinstance(value, (int, float))
+                or isinstance(value, bool)
+                or not math.isfinite(value)
+            ):
+                raise ValueError(f"{name} must be a finite number of seconds, got {value!r}")
             if value < 0:
                 raise ValueError(f"{name} must not be negative, got {value!r}")
 

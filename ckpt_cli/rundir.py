@@ -9,13 +9,15 @@ metadata read, skipping (with a warning) what is incomplete or corrupt.
 from __future__ import annotations
 
 import errno
-import glob
 import os
 import re
 import stat
-from collections.abc import Callable, Sequence
+from bisect import bisect_left
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
+
+import orjson
 
 from .errors import (
     CkptError,
@@ -24,7 +26,7 @@ from .errors import (
     NotFoundError,
     fs_error,
 )
-from .format import Metadata, decode_metadata, parse_timestamp
+from .format import Metadata, decode_metadata, parse_timestamp, validate_document
 from .records import (
     MAX_U64,
     METADATA_NAME,
@@ -36,6 +38,7 @@ from .records import (
     display_name,
     step_from_name,
 )
+from .storage import Location, ObjectPath, Target, local, location
 
 Warn = Callable[[str], None]
 
@@ -44,19 +47,29 @@ def _ignore(_: str) -> None:
     return None
 
 
-def checkpoint_folder(path: Path) -> Path:
+def checkpoint_folder(target: Target) -> Location:
     """The checkpoint folder a user named: the folder itself, or the folder of a metadata.json."""
+    path = location(target)
+    if isinstance(path, ObjectPath):
+        from . import remote
+
+        return remote.checkpoint_folder(path)
     if path.name == METADATA_NAME and not path.is_dir():
         return path.parent
     return path
 
 
-def read_metadata(folder: Path) -> Metadata:
+def read_metadata(target: Target) -> Metadata:
     """Load and validate `folder/metadata.json`.
 
     Raises InvalidCheckpointError when the file is missing, not a file, or invalid, and
     CkptFileSystemError when the folder cannot be read at all.
     """
+    folder = location(target)
+    if isinstance(folder, ObjectPath):
+        from . import remote
+
+        return remote.read_metadata(folder)
     meta_file = folder / METADATA_NAME
     try:
         data = _read_regular_file(meta_file)
@@ -134,7 +147,34 @@ class _Vanished(Exception):
     """A folder of the listing was deleted (by a concurrent prune) before it could be read."""
 
 
-def find_latest(run_dir: Path, warn: Warn = _ignore) -> tuple[Path, Metadata]:
+# Over a whole listing at once, in C: `checkpoint-<digits>` names (a name never holds "/"), and
+# whether any of them is zero-padded.
+_STEP_NAMES_RE = re.compile(r"(?<![^/])checkpoint-([0-9]+)(?![^/])")
+_PADDED_NAME_RE = re.compile(r"(?<![^/])checkpoint-0[0-9]")
+
+
+def _descending_steps(names: list[str]) -> Iterator[tuple[int, str]]:
+    """`_candidates(names)`, lazily: find_latest normally needs only the first one or two.
+
+    Without zero padding, numeric order is (length, text) order, so the digits are sorted by
+    length only and each length group, from the longest, by text; only the steps actually
+    visited are turned into integers. A listing with padded names takes the general path.
+    """
+    text = "/".join(names)
+    if _PADDED_NAME_RE.search(text):
+        yield from _candidates(names)
+        return
+    digits = _STEP_NAMES_RE.findall(text)
+    digits.sort(key=len)
+    end = len(digits)
+    while end:
+        start = bisect_left(digits, len(digits[end - 1]), 0, end, key=len)
+        for step_text in sorted(digits[start:end], reverse=True):
+            yield int(step_text), "checkpoint-" + step_text
+        end = start
+
+
+def find_latest(target: Target, warn: Warn = _ignore) -> tuple[Location, Metadata]:
     """The valid checkpoint with the highest step, and its metadata.
 
     Orders by the step in the folder name and validates from the top down, so the cost is one
@@ -144,6 +184,11 @@ def find_latest(run_dir: Path, warn: Warn = _ignore) -> tuple[Path, Metadata]:
     meanwhile, which may have followed a save of a higher step: the listing is stale, so it is
     taken again (rather than skip down, possibly to "nothing found" while checkpoints exist).
     """
+    run_dir = location(target)
+    if isinstance(run_dir, ObjectPath):
+        from . import remote
+
+        return remote.find_latest(run_dir, warn)
     for attempt in range(_RELISTS + 1):
         warnings: list[str] = []
         try:
@@ -160,8 +205,10 @@ def find_latest(run_dir: Path, warn: Warn = _ignore) -> tuple[Path, Metadata]:
     raise AssertionError("unreachable")  # pragma: no cover - the last attempt never relists
 
 
-def _latest_in(run_dir: Path, names: list[str], warn: Warn, relist: bool) -> tuple[Path, Metadata]:
-    for step, name in _candidates(names):
+def _latest_in(
+    run_dir: Path, names: list[str], warn: Warn, relist: bool
+) -> tuple[Location, Metadata]:
+    for step, name in _descending_steps(names):
         folder = run_dir / name
         shown = display_name(name)
         if step > MAX_U64:
@@ -198,15 +245,24 @@ def _warn_if_stale(run_dir: Path, latest: Path, step: int, names: list[str], war
     except OSError:
         return
     newest: tuple[float, Path] | None = None
-    for other_step, name in _candidates(names):
-        if other_step >= step:
-            continue
-        try:
-            mtime = os.stat(run_dir / name / METADATA_NAME).st_mtime
-        except OSError:
-            continue
-        if mtime > latest_mtime + _MTIME_SLACK and (newest is None or mtime > newest[0]):
-            newest = (mtime, run_dir / name)
+    try:
+        run_fd = os.open(run_dir, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        for other_step, name in _candidates(names):
+            if other_step >= step:
+                continue
+            try:
+                # relative to the run directory's descriptor: one path component less to
+                # resolve per folder, which is most of the cost over 100k folders
+                mtime = os.stat(f"{name}/{METADATA_NAME}", dir_fd=run_fd).st_mtime
+            except OSError:
+                continue
+            if mtime > latest_mtime + _MTIME_SLACK and (newest is None or mtime > newest[0]):
+                newest = (mtime, run_dir / name)
+    finally:
+        os.close(run_fd)
     if newest is not None:
         warn(
             f"{newest[1].name} was saved after {latest.name}, which has a higher step: "
@@ -292,10 +348,141 @@ def _classify(run_dir: Path, entry: os.DirEntry[str]) -> CheckpointRecord | None
     )
 
 
+#: A metadata.json up to this size is simply read and parsed in full.
+_SMALL_METADATA = 64 * 1024
+#: How much of a large file's start is read to find the keys before the optimizer state.
+_HEAD_BYTES = 4 * 1024
+#: How much of its end is read first (doubled, up to the limit, when the keys after the
+#: optimizer state take more room, e.g. a long manifest).
+_TAIL_BYTES = 16 * 1024
+_TAIL_LIMIT = 1024 * 1024
+_OPTIMIZER_KEY = b'"optimizer_state"'
+_SPACE = b" \t\n\r"
+#: Bytes that cannot occur inside a flat array of numbers: the first of a string, an array, an
+#: object, and of each literal JSON has (or that a writer might emit: NaN, Infinity). What is
+#: left, digits and `+-.eE,` and spaces, is not checked further: list does not validate every
+#: number; load, verify and latest do.
+_NOT_IN_NUMBERS = tuple(bytes([c]) for c in b'"[{ntfNI')
+#: All that the text of numbers in an array is made of. The ends of the array, read without the
+#: middle, must be only this: then they cannot be inside a string or another value.
+_NUMBER_TEXT = b"0123456789+-.eE," + _SPACE
+
+
 def read_summary(folder: Path) -> Metadata:
-    """The metadata that listings need (everything but, where it can be avoided, the optimizer
-    state). Same validation and errors as `read_metadata`."""
-    return read_metadata(folder)
+    """The metadata that listings need: everything but the optimizer state, which is returned
+    empty when the file is large. Same validation and errors as `read_metadata`.
+
+    A large file is not parsed whole: the keys before `"optimizer_state": [` are parsed from the
+    start of the file, and the keys after its closing `]` from the end, so that the cost does
+    not grow with the size of the state. Anything that does not fit that shape exactly, and
+    every error, falls back to `read_metadata`, so that results and messages are the same.
+
+    What list does not see: the numbers inside the array (a corrupt number there goes unnoticed
+    until `load`, `verify` or `latest` reads the file in full), and, in a file that ends the
+    way ckpt writes it (`rng_state` first after the array, the `ckpt` block present), anything
+    in the unread middle. Files of other layouts (the seed crate's, other tools') are read
+    whole, but only the optimizer state's brackets are looked for, not its numbers parsed.
+    """
+    try:
+        meta = _read_summary_fast(folder / METADATA_NAME)
+    except (OSError, ValueError, InvalidCheckpointError):
+        meta = None
+    return meta if meta is not None else read_metadata(folder)
+
+
+def _read_summary_fast(meta_file: Path) -> Metadata | None:
+    """The summary from the ends of a large file, or None where read_metadata must decide."""
+    source = str(meta_file)
+    fd = os.open(meta_file, os.O_RDONLY | os.O_NONBLOCK)  # never wait on a FIFO
+    with open(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return None  # a FIFO or a device: read_metadata says so without reading it
+        size = info.st_size
+        if size <= _SMALL_METADATA:
+            return decode_metadata(handle.read(), source)
+        head = handle.read(_HEAD_BYTES)
+        found = _keys_before_state(head)
+        if found is None or head[found[1] + 1 :].translate(None, _NUMBER_TEXT):
+            return _summary_of_whole(head + handle.read(), source)
+        before, _ = found
+        tail_size = _TAIL_BYTES
+        while True:
+            # the tail never reaches back into the head: the array spans the gap between them
+            tail_size = min(tail_size, _TAIL_LIMIT, size - len(head) - 1)
+            handle.seek(size - tail_size)
+            tail = handle.read(tail_size)
+            after = _keys_after_state(tail)
+            if after is not None:
+                break
+            if tail_size >= min(_TAIL_LIMIT, size - len(head) - 1):
+                handle.seek(len(head))
+                return _summary_of_whole(head + handle.read(), source)
+            tail_size *= 2
+        if next(iter(after), None) != "rng_state" or "ckpt" not in after:
+            # Not the end that ckpt writes: the unread middle may hold keys a summary needs.
+            handle.seek(len(head))
+            return _summary_of_whole(head + handle.read(), source)
+    before.update(after)
+    return validate_document(before, source)
+
+
+def _not_numbers(text: bytes, start: int = 0, end: int | None = None) -> bool:
+    """True when `text[start:end]` holds something that a flat array of numbers cannot: a
+    string, a nested array or object, or a literal (null, true, false, NaN, Infinity). Each is
+    a C-speed byte search: megabytes of numbers are checked without being parsed."""
+    stop = len(text) if end is None else end
+    return any(text.find(mark, start, stop) >= 0 for mark in _NOT_IN_NUMBERS)
+
+
+def _keys_before_state(head: bytes) -> tuple[dict[str, object], int] | None:
+    """The top-level keys before `"optimizer_state": [`, and where its `[` is; None when the
+    head does not show that key at the top level of an object."""
+    key = head.find(_OPTIMIZER_KEY)
+    if key < 0:
+        return None
+    # A top-level key follows `{` or `,`; a quote inside a string would follow a backslash,
+    # and in an array or a nested object the parse of the prefix below fails.
+    if head[:key].rstrip(_SPACE)[-1:] not in (b"{", b","):
+        return None
+    rest = head[key + len(_OPTIMIZER_KEY) :].lstrip(_SPACE)
+    if rest[:1] != b":":
+        return None
+    value = rest[1:].lstrip(_SPACE)
+    if value[:1] != b"[":
+        return None
+    before = orjson.loads(head[:key] + _OPTIMIZER_KEY + b": []}")
+    if not isinstance(before, dict):
+        return None
+    return before, len(head) - len(value)
+
+
+def _keys_after_state(tail: bytes) -> dict[str, object] | None:
+    """The keys after the array whose `]` is the first one in `tail`, when everything before
+    that `]` is number text; None otherwise."""
+    close = tail.find(b"]")
+    if close < 0 or tail[:close].translate(None, _NUMBER_TEXT):
+        return None
+    rest = tail[close + 1 :].lstrip(_SPACE)
+    if rest[:1] == b"}":
+        return None if rest[1:].strip(_SPACE) else {}
+    if rest[:1] != b",":
+        return None
+    after = orjson.loads(b"{" + rest[1:])
+    return after if isinstance(after, dict) else None
+
+
+def _summary_of_whole(data: bytes, source: str) -> Metadata | None:
+    """The summary of a whole file, parsing everything but the optimizer state's numbers."""
+    found = _keys_before_state(data)
+    if found is None:
+        return None
+    _, start = found
+    end = data.find(b"]", start)
+    if end < 0 or _not_numbers(data, start + 1, end):
+        return None
+    doc = orjson.loads(data[:start] + b"[]" + data[end + 1 :])
+    return validate_document(doc, source)
 
 
 def folder_size(path: Path) -> int:
@@ -319,12 +506,17 @@ def folder_size(path: Path) -> int:
     return total
 
 
-def scan(run_dir: Path, *, sizes: bool = False) -> list[CheckpointRecord]:
+def scan(target: Target, *, sizes: bool = False) -> list[CheckpointRecord]:
     """Every entry of a run directory, classified, in ascending step order (stepless last).
 
     The lock file and other hidden files that are not ckpt's are left out: they are not the
     user's checkpoints and never touched.
     """
+    run_dir = location(target)
+    if isinstance(run_dir, ObjectPath):
+        from . import remote
+
+        return remote.scan(run_dir, sizes=sizes)
     try:
         with os.scandir(run_dir) as entries:
             classified = [
@@ -350,7 +542,7 @@ def scan(run_dir: Path, *, sizes: bool = False) -> list[CheckpointRecord]:
 def _with_size(record: CheckpointRecord) -> CheckpointRecord:
     if record.kind not in ("checkpoint", "staging", "trash"):
         return record
-    return replace(record, size=folder_size(record.path))
+    return replace(record, size=folder_size(local(record.path)))
 
 
 def _order(record: CheckpointRecord) -> tuple[bool, int, str]:
@@ -359,13 +551,28 @@ def _order(record: CheckpointRecord) -> tuple[bool, int, str]:
 
 def expand_run_dirs(
     patterns: Sequence[str], recursive: bool = False, warn: Warn = _ignore
-) -> tuple[list[Path], list[CkptError]]:
+) -> tuple[list[Location], list[CkptError]]:
     """Run directories named by paths and quoted shell globs (and, with `recursive`, every run
     directory below them), in order and without repeats; plus an error per glob that matched
-    nothing. A plain path is passed through, so that a missing one fails where it is used."""
-    targets: list[Path] = []
+    nothing. A plain path is passed through, so that a missing one fails where it is used.
+    URLs (globs too: `s3://bucket/runs/*/checkpoints`) are expanded on their store."""
+    targets: list[Location] = []
     failures: list[CkptError] = []
+    import glob  # only prune takes globs; keep it off the start-up path of `latest`
+
     for pattern in patterns:
+        try:
+            where = location(pattern)
+            if isinstance(where, ObjectPath):
+                from . import remote
+
+                targets.extend(remote.expand(pattern, recursive, warn))
+                continue
+        except CkptError as exc:
+            failures.append(exc)
+            continue
+        if pattern.startswith("file://"):
+            pattern = str(where)
         if glob.has_magic(pattern):
             matches = sorted(glob.glob(pattern))
             if not matches:

@@ -28,17 +28,17 @@ from typing import BinaryIO
 from . import atomic
 from .errors import (
     CkptFileSystemError,
-    InvalidCheckpointError,
     NotFoundError,
     UsageError,
     fs_error,
 )
-from .format import Metadata, encode_metadata, format_timestamp
+from .format import Metadata, check_metadata, encode_metadata, format_timestamp
 from .locking import DEFAULT_LOCK_TIMEOUT, run_lock
 from .pruning import PruneResult, prune_locked
 from .records import METADATA_NAME, STAGING_RE, TRASH_RE, checkpoint_name
 from .retention import RetentionPolicy
 from .rundir import find_latest
+from .storage import Location, ObjectPath, Target, location
 
 #: progress callback: bytes just copied
 Progress = Callable[[int], None]
@@ -48,7 +48,11 @@ def _no_progress(_: int) -> None:
     return None
 
 
-def _check_payloads(payloads: Sequence[Path], run_dir: Path) -> list[tuple[Path, str]]:
+def _check_payloads(
+    payloads: Sequence[Path], run_dir: Path | None = None
+) -> list[tuple[Path, str]]:
+    """The payloads with the names they take in the checkpoint; refuses what cannot go in.
+    `run_dir` is the local run directory, which no payload may hold (None for a URL)."""
     placed: dict[str, Path] = {}
     for source in payloads:
         name = source.name
@@ -63,7 +67,7 @@ def _check_payloads(payloads: Sequence[Path], run_dir: Path) -> list[tuple[Path,
         check_recordable_name(source, name)
         if not (source.is_file() or source.is_dir()):
             raise UsageError(f"{source}: not a regular file or a folder")
-        if _holds(source, run_dir):
+        if run_dir is not None and _holds(source, run_dir):
             raise UsageError(
                 f"{source}: holds the run directory, and a checkpoint cannot contain itself"
             )
@@ -233,7 +237,7 @@ def _write_metadata(folder: Path, meta: Metadata, hashes: bool) -> None:
 
     meta.manifest = build_manifest(folder, hashes=hashes)
     meta.saved_at = format_timestamp(time.time())
-    data = encode_metadata(meta)
+    data = encode_metadata(meta, state_checked=True)
     atomic.fault_point("save:before-metadata")
     atomic.write_file_atomic(folder / METADATA_NAME, data, point="save:metadata")
 
@@ -253,8 +257,9 @@ def save_checkpoint(
     Returns what happened: "saved" (a new folder), "sealed" (an existing folder without
     metadata got its marker) or "replaced" (with force). The caller holds the run lock.
     """
-    # encode once up front so that bad values fail before anything touches the disk
-    encode_metadata(meta)
+    # check every value up front, so that bad values fail before anything touches the disk;
+    # the optimizer state is encoded once, by _write_metadata
+    check_metadata(meta)
     run_dir = folder.parent
     placed = _check_payloads(payloads, run_dir)
     try:
@@ -276,7 +281,7 @@ def save_checkpoint(
             _seal(folder, meta, placed, move, hashes, progress)
             outcome = "sealed"
         elif not force:
-            raise InvalidCheckpointError(
+            raise UsageError(
                 f"{folder}: a checkpoint already exists at this step (use --force to replace it)"
             )
         else:
@@ -398,14 +403,14 @@ class SaveResult:
     """What a save did: the checkpoint's folder, how ("saved", "sealed", "replaced"), the
     best_loss it recorded, and the prune that followed when keep rules were given."""
 
-    path: Path
+    path: Location
     outcome: str
     best_loss: float
     prune: PruneResult | None = None
 
 
 def resolve_best_loss(
-    run_dir: Path, loss: float | None, best: float | None, previous: Metadata | None
+    run_dir: Location, loss: float | None, best: float | None, previous: Metadata | None
 ) -> float:
     """DESIGN.md's rule: --best-loss outright; --loss as a running minimum over the latest
     checkpoint's best_loss; neither: the latest's carried forward, or a usage error."""
@@ -420,8 +425,22 @@ def resolve_best_loss(
     )
 
 
+def metadata_for(request: SaveRequest, best: float, previous: Metadata | None) -> Metadata:
+    """The metadata a save records: the request, with the epoch taken from the latest
+    checkpoint (else 0) when not given."""
+    epoch = request.epoch if request.epoch is not None else (previous.epoch if previous else 0)
+    return Metadata(
+        epoch=epoch,
+        global_step=request.step,
+        best_loss=best,
+        optimizer_state=request.optimizer_state,
+        rng_state=request.rng_state,
+        loss=request.loss,
+    )
+
+
 def save_to_run(
-    run_dir: Path,
+    run_dir: Target,
     request: SaveRequest,
     *,
     payloads: Sequence[Path] = (),
@@ -433,7 +452,23 @@ def save_to_run(
     progress: Progress = _no_progress,
 ) -> SaveResult:
     """`ckpt save`: under the run lock, fill in from the latest checkpoint, commit, then prune
-    by `policy` (after the commit, never before)."""
+    by `policy` (after the commit, never before). A URL goes to `remote.save_to_run`."""
+    where = location(run_dir)
+    if isinstance(where, ObjectPath):
+        from . import remote
+
+        return remote.save_to_run(
+            where,
+            request,
+            payloads=payloads,
+            move=move,
+            force=force,
+            hashes=hashes,
+            policy=policy,
+            lock_timeout=lock_timeout,
+            progress=progress,
+        )
+    run_dir = where
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
@@ -446,15 +481,7 @@ def save_to_run(
         except NotFoundError:
             previous = None
         best = resolve_best_loss(run_dir, request.loss, request.best_loss, previous)
-        epoch = request.epoch if request.epoch is not None else (previous.epoch if previous else 0)
-        meta = Metadata(
-            epoch=epoch,
-            global_step=request.step,
-            best_loss=best,
-            optimizer_state=request.optimizer_state,
-            rng_state=request.rng_state,
-            loss=request.loss,
-        )
+        meta = metadata_for(request, best, previous)
         folder = run_dir / checkpoint_name(request.step)
         outcome = save_checkpoint(
             folder,

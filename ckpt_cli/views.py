@@ -2,13 +2,15 @@
 
 Both the pipe output (stable, greppable text) and the JSON output of `list`, `load`/`latest`
 and `prune` are built here from core results, so that the terminal renderer (`render.py`) and
-the pipe agree on what they show.
+the pipe agree on what they show: which rows `list --sort/--limit` picks, the footer's summary,
+and the loss chart of `list --plot` (drawn by plotille as plain text; `render.py` frames it).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from . import output
@@ -70,6 +72,188 @@ def record_json(record: CheckpointRecord, markers: list[str]) -> dict[str, Any]:
     }
 
 
+#: How `list --sort` orders rows. Each order puts first the rows that matter most for its key,
+#: except `step`, which reads oldest to newest like a log (the newest right above the prompt).
+SORT_KEYS = ("step", "loss", "age", "size")
+#: Rows `list` shows on a terminal unless --limit or --all says otherwise.
+TERMINAL_ROWS = 20
+
+
+def loss_of(record: CheckpointRecord) -> float | None:
+    """The loss a person ranks a checkpoint by: its own where recorded, else its best_loss."""
+    return record.loss if record.loss is not None else record.best_loss
+
+
+def _last(value: float | None) -> tuple[bool, float]:
+    """A sort key that puts unknown values (None) after every known one."""
+    return (value is None, 0.0 if value is None else value)
+
+
+def _by_step(record: CheckpointRecord) -> tuple[Any, ...]:
+    return (record.step is None, record.step or 0, record.name)
+
+
+# ties (and unknown values) fall back to step order
+_SORTS: dict[str, Callable[[CheckpointRecord], tuple[Any, ...]]] = {
+    "step": _by_step,
+    "loss": lambda r: (*_last(loss_of(r)), *_by_step(r)),
+    "age": lambda r: (*_last(None if r.saved_at is None else -r.saved_at), *_by_step(r)),
+    "size": lambda r: (*_last(None if r.size is None else -r.size), *_by_step(r)),
+}
+
+
+def select_rows(
+    records: Sequence[CheckpointRecord], sort: str = "step", limit: int | None = None
+) -> list[CheckpointRecord]:
+    """The rows `list` shows, in order: sorted by `sort`; with `limit`, the N that matter most.
+
+    `step` sorts ascending and a limit keeps the N highest steps (the newest); `loss` sorts the
+    lowest first, `age` the youngest first, `size` the largest first, and a limit keeps the
+    first N. Entries without the value (an incomplete folder has no loss) go last.
+    """
+    rows = sorted(records, key=_SORTS[sort])
+    if limit is None or limit >= len(rows):
+        return rows
+    return rows[-limit:] if sort == "step" else rows[:limit]
+
+
+def hidden_rows_note(shown: int, total: int, sort: str) -> str | None:
+    """What a terminal says when `list` leaves rows out, and how to see them."""
+    if shown >= total:
+        return None
+    which = {
+        "step": "the newest",
+        "loss": "the lowest losses",
+        "age": "the youngest",
+        "size": "the largest",
+    }[sort]
+    return f"showing {shown} of {total} ({which}): --all for every row, --limit N for N"
+
+
+@dataclass(frozen=True)
+class ListSummary:
+    """The footer of `list`: how many entries of each status, their size, and the checkpoints
+    that matter (`resume`: what `ckpt latest` returns; `best`: the lowest loss)."""
+
+    count: int
+    statuses: dict[str, int]
+    size: int | None
+    resume: CheckpointRecord | None
+    best: CheckpointRecord | None
+
+
+def summarize(records: Sequence[CheckpointRecord], marks: dict[str, list[str]]) -> ListSummary:
+    statuses: dict[str, int] = {}
+    for record in records:
+        status = status_of(record)
+        statuses[status] = statuses.get(status, 0) + 1
+    sizes = [r.size for r in records if r.size is not None]
+    by_mark = {mark: r for r in records for mark in marks.get(r.name, [])}
+    return ListSummary(
+        count=len(records),
+        statuses=statuses,
+        size=sum(sizes) if sizes else None,
+        resume=by_mark.get("latest"),
+        best=by_mark.get("best"),
+    )
+
+
+def summary_parts(summary: ListSummary) -> list[str]:
+    """The footer as short phrases: `12 entries (11 valid, 1 incomplete)`, `1.4 MB on disk`,
+    `resume: checkpoint-3000`, `best: checkpoint-2750 (loss 0.57)`."""
+    noun = "entry" if summary.count == 1 else "entries"
+    counts = ", ".join(f"{n} {status}" for status, n in summary.statuses.items())
+    parts = [f"{summary.count} {noun}" + (f" ({counts})" if counts else "")]
+    if summary.size is not None:
+        parts.append(f"{output.human_bytes(summary.size)} on disk")
+    resume = summary.resume
+    parts.append(f"resume: {resume.display}" if resume else "resume: none (no valid checkpoint)")
+    if summary.best is not None:
+        parts.append(f"best: {summary.best.display} (loss {output.number(loss_of(summary.best))})")
+    return parts
+
+
+@dataclass(frozen=True)
+class LossSeries:
+    """What `list --plot` draws: best_loss and (where recorded) own loss against step."""
+
+    steps: list[int]
+    best: list[float]
+    own_steps: list[int]
+    own: list[float]
+
+
+def loss_series(records: Sequence[CheckpointRecord], limit: int | None = None) -> LossSeries:
+    """The valid checkpoints' losses by step (with `limit`, the N newest)."""
+    valid = sorted(
+        (
+            r
+            for r in records
+            if r.is_valid_checkpoint and r.step is not None and r.best_loss is not None
+        ),
+        key=lambda r: r.step or 0,
+    )
+    if limit is not None:
+        valid = valid[-limit:]
+    steps = [r.step or 0 for r in valid]
+    best = [r.best_loss for r in valid if r.best_loss is not None]
+    own = [(r.step or 0, r.loss) for r in valid if r.loss is not None]
+    return LossSeries(steps, best, [s for s, _ in own], [v for _, v in own])
+
+
+#: Characters plotille's axes take around the plot area: the y labels (10) and " | " on the
+#: left, " -> (step)" on the right of the x axis.
+_CHART_MARGIN = 13 + 10
+
+
+def loss_chart(
+    series: LossSeries, width: int, height: int = 14, colors: bool = False
+) -> str | None:
+    """The loss picture as text (braille, by plotille), `width` columns wide at most; None
+    when there is nothing to draw a curve through (fewer than two steps)."""
+    import plotille
+
+    if len(set(series.steps)) < 2:
+        return None
+    values = series.best + series.own
+    low, high = min(values), max(values)
+    pad = (high - low) * 0.05 or abs(high) * 0.1 or 1.0
+    figure = plotille.Figure()
+    figure.width = max(20, width - _CHART_MARGIN)
+    figure.height = max(5, height)
+    figure.with_colors = colors
+    figure.x_label = "step"
+    figure.y_label = "loss"
+    figure.set_x_limits(min_=min(series.steps), max_=max(series.steps))
+    figure.set_y_limits(min_=low - pad, max_=high + pad)
+    figure.x_ticks_fkt = lambda value, _next: f"{value:.0f}"
+    figure.y_ticks_fkt = lambda value, _next: f"{value:.4g}"
+    figure.origin = False
+    figure.plot(series.steps, series.best, lc="green", label="best loss")
+    if series.own:
+        # A marker tells the two apart without colour; where points crowd (more of them than
+        # columns) it would hide the best-loss line, so braille dots draw the cloud instead.
+        marker = "•" if len(series.own) * 2 <= figure.width else None
+        figure.scatter(series.own_steps, series.own, lc="cyan", label="loss", marker=marker)
+    return str(figure.show(legend=True))
+
+
+def chart_lines(series: LossSeries, width: int) -> list[str]:
+    """`list --plot` in a pipe: the chart without colour (or why there is none)."""
+    chart = loss_chart(series, width, colors=False)
+    if chart is None:
+        return [no_chart_reason(series)]
+    return [line.rstrip() for line in chart.splitlines()]
+
+
+def no_chart_reason(series: LossSeries) -> str:
+    count = len(series.steps)
+    return (
+        f"nothing to plot: {count} valid checkpoint{'s' if count != 1 else ''} "
+        "(a curve needs two steps or more)"
+    )
+
+
 LIST_HEADER = ["step", "epoch", "loss", "best_loss", "size", "age", "status", "markers", "name"]
 
 
@@ -87,7 +271,8 @@ def list_lines(records: Sequence[CheckpointRecord], marks: dict[str, list[str]])
                 output.number(r.loss),
                 output.number(r.best_loss),
                 output.human_bytes(r.size).replace(" ", ""),
-                age_text(now, r.saved_at),
+                # one word per column, so that `split()` and `awk` see nine fields
+                age_text(now, r.saved_at).replace(" ", ""),
                 status_of(r),
                 ",".join(marks.get(r.name, [])) or "-",
                 r.display,

@@ -25,6 +25,10 @@ echo "saved 12 checkpoints into $RUN"
 
 step ckpt list "$RUN"
 "$CKPT" list "$RUN"
+step ckpt list "$RUN" --plot
+"$CKPT" list "$RUN" --plot
+step ckpt list "$RUN" --sort loss --limit 3
+"$CKPT" list "$RUN" --sort loss --limit 3
 step ckpt latest "$RUN"
 "$CKPT" latest "$RUN"
 step ckpt load "$RUN/checkpoint-3000" --field best_loss

@@ -67,7 +67,7 @@ def test_save_without_any_loss_and_no_earlier_checkpoint_is_a_usage_error(run_di
 def test_save_over_an_existing_checkpoint_needs_force(run_dir: Path) -> None:
     invoke("save", str(run_dir), "--step", "5", "--loss", "0.5")
     result = invoke("save", str(run_dir), "--step", "5", "--loss", "0.1")
-    assert result.exit_code == 3
+    assert result.exit_code == 2
     assert error_line(result.stderr) == (
         f"ckpt: error: {run_dir / 'checkpoint-5'}: a checkpoint already exists at this step "
         "(use --force to replace it)"

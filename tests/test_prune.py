@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ckpt_cli import Checkpoint
 
@@ -293,3 +295,107 @@ def test_prune_killed_mid_delete_leaves_no_fake_checkpoint(run_dir: Path) -> Non
     assert names(run_dir) == ["checkpoint-5", "checkpoint-6"]
     reasons = [e["reasons"] for e in json.loads(again.stdout)["runs"][0]["entries"]]
     assert ["interrupted deletion"] in reasons
+
+
+def _build_run(run_dir: Path, layout: list[tuple[int, str, float, float]], now: float) -> None:
+    """Make a run directory on disk: (step, kind, loss, age in hours) per entry."""
+    for step, kind, loss, hours in layout:
+        name = f"checkpoint-{step}"
+        if kind == "valid":
+            folder = make_checkpoint(run_dir, step, best_loss=loss, loss=loss)
+            meta = folder / "metadata.json"
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime(now - hours * 3600))
+            doc = json.loads(meta.read_text())
+            doc["ckpt"]["saved_at"] = stamp
+            meta.write_text(json.dumps(doc, indent=2))
+        elif kind == "incomplete":
+            folder = run_dir / name
+            folder.mkdir(exist_ok=True)
+        else:
+            folder = run_dir / f".checkpoint-{step}.staging-{step:06x}"
+            folder.mkdir()
+        then = now - hours * 3600
+        os.utime(folder, (then, then))
+
+
+entries = st.lists(
+    st.tuples(
+        st.integers(0, 60).map(lambda s: s * 100),
+        st.sampled_from(["valid", "valid", "valid", "incomplete", "staging"]),
+        st.floats(0.01, 5.0),
+        st.floats(0, 24 * 21),
+    ),
+    max_size=14,
+    unique_by=lambda e: e[0],
+)
+rules = st.fixed_dictionaries(
+    {},
+    optional={
+        "keep_last": st.integers(0, 5),
+        "keep_best": st.integers(0, 3),
+        "keep_every": st.integers(1, 1000),
+        "keep_within": st.floats(0, 24 * 3600 * 7),
+        "keep_daily": st.integers(0, 5),
+        "keep_weekly": st.integers(0, 3),
+        "min_age": st.floats(0, 24 * 3600 * 3),
+    },
+).filter(lambda d: any(k.startswith("keep") for k in d))
+
+
+@settings(max_examples=40, deadline=None)
+@given(layout=entries, policy_args=rules)
+def test_dry_run_plan_is_exactly_what_a_real_run_deletes(
+    tmp_path_factory: pytest.TempPathFactory,
+    layout: list[tuple[int, str, float, float]],
+    policy_args: dict[str, float],
+) -> None:
+    from ckpt_cli.pruning import prune_run_dir
+    from ckpt_cli.retention import RetentionPolicy
+
+    run_dir = tmp_path_factory.mktemp("run")
+    now = time.time()
+    _build_run(run_dir, layout, now)
+    policy = RetentionPolicy(**policy_args, stale_after=3 * 24 * 3600)  # type: ignore[arg-type]
+    planned = prune_run_dir(run_dir, policy, dry_run=True, now=now)
+    before = set(names(run_dir))
+    real = prune_run_dir(run_dir, policy, now=now)
+    after = set(names(run_dir))
+    assert [e.record.name for e in planned.plan.entries] == [
+        e.record.name for e in real.plan.entries
+    ]
+    assert [e.decision for e in planned.plan.entries] == [e.decision for e in real.plan.entries]
+    assert {e.record.name for e in planned.deleted} == before - after
+    assert not real.failed
+    # what stays is whole: every visible checkpoint name loads or is knowingly incomplete
+    valid_left = [
+        n for n in after if n.startswith("checkpoint-") and (run_dir / n / "metadata.json").exists()
+    ]
+    for name in valid_left:
+        Checkpoint.load(run_dir / name)
+    # the latest valid checkpoint survives any policy
+    valid_steps = [s for s, kind, _, _ in layout if kind == "valid"]
+    if valid_steps:
+        assert f"checkpoint-{max(valid_steps)}" in after
+
+
+def test_save_keep_rules_prune_after_the_commit(run_dir: Path) -> None:
+    losses = {100: 0.9, 200: 0.3, 300: 0.5, 400: 0.6, 500: 0.7}
+    for step, loss in losses.items():
+        result = invoke(
+            "save",
+            str(run_dir),
+            "--step",
+            str(step),
+            "--loss",
+            str(loss),
+            "--keep-last",
+            "1",
+            "--keep-best",
+            "1",
+            "--keep-every",
+            "400",
+        )
+        assert result.exit_code == 0, result.stderr
+    assert names(run_dir) == ["checkpoint-200", "checkpoint-400", "checkpoint-500"]
+    assert result.stderr.endswith("kept 3, deleted 0, stale removed 0, skipped 0, freed 0 B\n")
+    assert result.stdout == f"{run_dir / 'checkpoint-500'}\n"  # stdout stays the path alone

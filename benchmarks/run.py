@@ -1,0 +1,635 @@
+"""`make bench`: time ckpt against the floor of each job, in the same run, and write BENCHMARKS.md.
+
+Every case builds synthetic run directories in a temporary folder (files written directly, in
+step order, the way a training run leaves them), then runs the ckpt command and its floor
+alternately, several times, and reports medians, peak memory and the ratio to the target.
+The machine is shared and noisy: only ratios measured in the same run mean anything.
+
+    python benchmarks/run.py [--out BENCHMARKS.md] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+
+import orjson
+
+HERE = Path(__file__).resolve().parent
+PY = sys.executable
+CKPT = str(Path(sys.executable).parent / "ckpt")
+SAVED_AT = "2026-01-01T00:00:00.000000Z"
+
+
+@dataclass
+class Sample:
+    seconds: list[float] = field(default_factory=list)
+    peak_kb: list[int] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+    @property
+    def peak(self) -> int:
+        return max(self.peak_kb) if self.peak_kb else 0
+
+
+def run_process(
+    cmd: Sequence[str], *, cwd: Path | None = None, ok: Sequence[int] = (0,)
+) -> tuple[float, int, bytes]:
+    """Wall seconds, peak RSS (KiB) and stdout of one child process (wait4 gives its rusage)."""
+    out = tempfile.TemporaryFile()
+    start = time.perf_counter()
+    child = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(child.pid, 0)
+    seconds = time.perf_counter() - start
+    child.returncode = os.waitstatus_to_exitcode(status)
+    err = child.stderr.read() if child.stderr else b""
+    if child.stderr:
+        child.stderr.close()
+    if child.returncode not in ok:
+        raise SystemExit(f"{' '.join(cmd[:4])}... exited {child.returncode}: {err.decode()}")
+    out.seek(0)
+    data = out.read()
+    out.close()
+    return seconds, usage.ru_maxrss, data
+
+
+def interleaved(
+    jobs: dict[str, Callable[[], tuple[float, int]]], repeats: int
+) -> dict[str, Sample]:
+    """Run every job once per round, rotating the order each round; all samples per job."""
+    samples = {name: Sample() for name in jobs}
+    names = list(jobs)
+    for round_ in range(repeats):
+        shift = round_ % len(names)
+        for name in names[shift:] + names[:shift]:
+            seconds, peak = jobs[name]()
+            samples[name].seconds.append(seconds)
+            samples[name].peak_kb.append(peak)
+    return samples
+
+
+def process_job(cmd: Sequence[str], **kwargs: object) -> Callable[[], tuple[float, int]]:
+    def job() -> tuple[float, int]:
+        seconds, peak, _ = run_process(cmd, **kwargs)  # type: ignore[arg-type]
+        return seconds, peak
+
+    return job
+
+
+# ---- synthetic runs ---------------------------------------------------------------------------
+
+
+def metadata_bytes(
+    step: int, state: list[float] | None = None, *, seed_layout: bool = False
+) -> bytes:
+    """A metadata.json as ckpt writes it (or, with seed_layout, as the seed crate does)."""
+    doc: dict[str, object] = {
+        "epoch": step // 1000,
+        "global_step": step,
+        "best_loss": 1.0 / (1 + step),
+        "optimizer_state": state or [],
+        "rng_state": 12345 if not seed_layout else None,
+    }
+    if not seed_layout:
+        doc["ckpt"] = {
+            "format": 1,
+            "saved_at": SAVED_AT,
+            "loss": 1.0 / (1 + step),
+            "manifest": [{"path": "model.bin", "size": 4, "sha256": "0" * 64}],
+        }
+    return orjson.dumps(doc, option=orjson.OPT_INDENT_2)
+
+
+def build_run(
+    run_dir: Path,
+    count: int,
+    *,
+    every: int = 10,
+    payload: bool = False,
+    content: Callable[[int], bytes] = metadata_bytes,
+) -> None:
+    """`count` checkpoint folders, created in step order with plain os calls (fast at 100k)."""
+    run_dir.mkdir(parents=True)
+    for index in range(count):
+        step = index * every
+        folder = f"{run_dir}/checkpoint-{step}"
+        os.mkdir(folder)
+        if payload:
+            _write(f"{folder}/model.bin", b"abcd")
+        _write(f"{folder}/metadata.json", content(step))
+
+
+def _write(path: str, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+# ---- the cases --------------------------------------------------------------------------------
+
+FLOOR_APP = """import typer
+
+app = typer.Typer()
+
+
+@app.command()
+def latest(run_dir: str) -> None:
+    print(run_dir)
+
+
+if __name__ == "__main__":
+    app()
+"""
+
+MODULES_OF = """import atexit, runpy, sys
+out = sys.argv.pop(1)
+atexit.register(lambda: open(out, "w").write("\\n".join(sorted(sys.modules))))
+if sys.argv[1] == "ckpt":
+    sys.argv = sys.argv[1:]
+    from ckpt_cli.cli import main
+    main()
+else:
+    sys.argv = sys.argv[1:]
+    runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+COUNT_OPENS = """import sys
+opened = []
+def hook(event, args):
+    if event == "open" and str(args[0]).endswith("metadata.json"):
+        opened.append(args[0])
+sys.addaudithook(hook)
+from ckpt_cli.cli import app
+try:
+    app(sys.argv[1:])
+except SystemExit:
+    pass
+sys.stderr.write(f"OPENED {len(opened)}\\n")
+"""
+
+LIST_FLOOR = """import os, sys, orjson
+run = sys.argv[1]
+for name in os.listdir(run):
+    with open(os.path.join(run, name, "metadata.json"), "rb") as handle:
+        orjson.loads(handle.read())
+"""
+
+LIST_IN_PROCESS = """import io, json, os, statistics, sys, time
+import orjson
+from ckpt_cli.cli import app
+run, repeats = sys.argv[1], int(sys.argv[2])
+
+def floor():
+    for name in os.listdir(run):
+        with open(os.path.join(run, name, "metadata.json"), "rb") as handle:
+            orjson.loads(handle.read())
+
+def rchar():
+    with open("/proc/self/io") as handle:
+        return int(next(l for l in handle if l.startswith("rchar")).split()[1])
+
+def ckpt_list():
+    saved, sys.stdout = sys.stdout, io.StringIO()
+    try:
+        app(["list", "--json", run], standalone_mode=False)
+    finally:
+        sys.stdout = saved
+
+ckpt_list()
+before = rchar()
+ckpt_list()
+read = rchar() - before
+times = {"floor": [], "list": []}
+for _ in range(repeats):
+    for name, job in (("floor", floor), ("list", ckpt_list)):
+        start = time.perf_counter(); job(); times[name].append(time.perf_counter() - start)
+print(json.dumps({k: statistics.median(v) for k, v in times.items()} | {"rchar": read}))
+"""
+
+SAVE_CHILD = """import json, os, random, sys, time
+import orjson
+mode, target, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+rng = random.Random(7)
+state = [rng.random() for _ in range(count)]
+
+def status(key):
+    with open("/proc/self/status") as handle:
+        return int(next(l for l in handle if l.startswith(key)).split()[1])
+
+try:
+    with open("/proc/self/clear_refs", "w") as handle:
+        handle.write("5")  # reset the peak RSS to the current RSS
+except OSError:
+    pass
+if mode != "floor":
+    # imported before the clock starts, as a training loop has them by its second save
+    from ckpt_cli import Checkpoint
+    import ckpt_cli.saving, ckpt_cli.manifest, filelock
+base = status("VmRSS:")
+start = time.perf_counter()
+if mode == "floor":
+    doc = {"epoch": 1, "global_step": 1, "best_loss": 0.5, "optimizer_state": state,
+           "rng_state": 1}
+    data = orjson.dumps(doc, option=orjson.OPT_INDENT_2)
+    os.makedirs(target)
+    with open(os.path.join(target, "metadata.json"), "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+else:
+    Checkpoint(epoch=1, global_step=1, best_loss=0.5, optimizer_state=state,
+               rng_state=1).save(target)
+seconds = time.perf_counter() - start
+print(json.dumps({"seconds": seconds, "peak_kb": status("VmHWM:") - base}))
+"""
+
+
+@dataclass
+class Result:
+    case: str
+    rows: list[tuple[str, str, str]]  # (what, median, peak memory)
+    ratio: float
+    target: str
+    met: bool
+    notes: list[str] = field(default_factory=list)
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+def mib(kb: int) -> str:
+    return f"{kb / 1024:.1f} MiB"
+
+
+def case_startup(tmp: Path, repeats: int) -> Result:
+    from ckpt_cli import Checkpoint
+
+    run = tmp / "startup"
+    for step in (100, 200, 300):
+        Checkpoint(epoch=0, global_step=step, best_loss=0.5).save(run / f"checkpoint-{step}")
+    floor = tmp / "floor_app.py"
+    floor.write_text(FLOOR_APP)
+    samples = interleaved(
+        {
+            "floor: one-command Typer app": process_job([PY, str(floor), str(run)]),
+            "ckpt latest (3 checkpoints)": process_job([CKPT, "latest", str(run)]),
+        },
+        repeats,
+    )
+    base, ours = samples.values()
+    ratio = ours.median / base.median
+    helper = tmp / "modules_of.py"
+    helper.write_text(MODULES_OF)
+    mods = {}
+    for label, argv in (("floor", [str(floor), str(run)]), ("ckpt", ["ckpt", "latest", str(run)])):
+        out = tmp / f"modules-{label}.txt"
+        run_process([PY, str(helper), str(out), *argv])
+        mods[label] = set(out.read_text().split())
+    extra = sorted(mods["ckpt"] - mods["floor"] - {"runpy", "pkgutil"})
+    heavy = [m for m in mods["ckpt"] if m.split(".")[0] in ("rich",) or m in _HEAVY]
+    notes = [
+        f"The floor imports {len(mods['floor'])} modules (typer 0.29 brings pydantic and "
+        f"builds a pydantic TypeAdapter per parameter); `ckpt latest` adds {len(extra)}: "
+        + ", ".join(f"`{m}`" for m in extra)
+        + ".",
+        "Heavy modules on the path of `ckpt latest`: "
+        + (", ".join(f"`{m}`" for m in sorted(heavy)) if heavy else "none")
+        + " (rich, ckpt_cli.manifest/hashing, ckpt_cli.retention, ckpt_cli.render).",
+    ]
+    return Result(
+        "1. start-up",
+        [(name, ms(s.median), mib(s.peak)) for name, s in samples.items()],
+        ratio,
+        "≤ 1.10×",
+        ratio <= 1.10,
+        notes,
+    )
+
+
+_HEAVY = {"ckpt_cli.manifest", "ckpt_cli.retention", "ckpt_cli.render", "ckpt_cli.pruning"}
+
+
+def count_opens(run: Path) -> int:
+    helper = run.parent / "count_opens.py"
+    helper.write_text(COUNT_OPENS)
+    child = subprocess.run(
+        [PY, str(helper), "latest", str(run)], capture_output=True, text=True, check=False
+    )
+    return int(child.stderr.rsplit("OPENED ", 1)[1])
+
+
+def case_latest(tmp: Path, repeats: int, sizes: Sequence[int]) -> Result:
+    runs = {}
+    for count in (3, *sizes):
+        run = tmp / f"latest-{count}"
+        start = time.perf_counter()
+        build_run(run, count)
+        print(f"  built {count} checkpoints in {time.perf_counter() - start:.1f} s", flush=True)
+        runs[count] = run
+    samples = interleaved(
+        {
+            f"ckpt latest, {n:,} checkpoints": process_job([CKPT, "latest", str(r)])
+            for n, r in runs.items()
+        },
+        repeats,
+    )
+    opens = {n: count_opens(r) for n, r in runs.items()}
+    times = list(samples.values())
+    biggest = max(sizes)
+    ratio = times[-1].median / times[0].median
+    rows = [
+        (f"{name} ({opens[n]} metadata.json opened)", ms(s.median), mib(s.peak))
+        for (name, s), n in zip(samples.items(), runs, strict=True)
+    ]
+    # The stale-save check: when the run directory changed after the latest checkpoint was
+    # saved (a later prune, a save in progress, a file written beside the checkpoints), latest
+    # stats every lower folder's metadata.json to look for a newer save at a lower step.
+    big = runs[biggest]
+    stamp = os.stat(big).st_mtime + 60
+    os.utime(big, (stamp, stamp))
+    cue = interleaved({"cue": process_job([CKPT, "latest", str(big)])}, max(3, repeats // 3))
+    rows.append(
+        (
+            f"ckpt latest, {biggest:,}, run dir changed after the latest save (stale check runs)",
+            ms(cue["cue"].median),
+            mib(cue["cue"].peak),
+        )
+    )
+    met = ratio <= 1.5 and all(count <= 3 for count in opens.values())
+    return Result(
+        f"2. latest at {', '.join(f'{n:,}' for n in sizes)}",
+        rows,
+        ratio,
+        f"≤ 1.5× (at {biggest:,} vs 3), ≤ 3 files opened",
+        met,
+        [
+            f"Ratio at {n:,}: {s.median / times[0].median:.2f}×"
+            for n, s in zip(runs, times, strict=True)
+        ]
+        + [
+            f"With the stale-save check running, {biggest:,} checkpoints cost "
+            f"{cue['cue'].median / times[0].median:.2f}× the 3-checkpoint time: one stat per "
+            "folder (see the notes below)."
+        ],
+    )
+
+
+def case_list(tmp: Path, repeats: int, count: int, floats: int) -> Result:
+    rng = random.Random(3)
+    state = [rng.random() for _ in range(floats)]
+    run = tmp / "list"
+    seed_run = tmp / "list-seed"
+    build_run(run, count, content=lambda step: metadata_bytes(step, state))
+    build_run(seed_run, count, content=lambda step: metadata_bytes(step, state, seed_layout=True))
+    size = (run / "checkpoint-0" / "metadata.json").stat().st_size
+    floor = tmp / "list_floor.py"
+    floor.write_text(LIST_FLOOR)
+    samples = interleaved(
+        {
+            "floor: python loop, orjson.loads of every file": process_job(
+                [PY, str(floor), str(run)]
+            ),
+            "ckpt list --json": process_job([CKPT, "list", "--json", str(run)]),
+            "ckpt list --json, seed-crate layout": process_job(
+                [CKPT, "list", "--json", str(seed_run)]
+            ),
+        },
+        repeats,
+    )
+    floor_s, ours, seed = samples.values()
+    helper = tmp / "list_in_process.py"
+    helper.write_text(LIST_IN_PROCESS)
+    inproc = {}
+    for label, target in (("ckpt", run), ("seed", seed_run)):
+        _, _, out = run_process([PY, str(helper), str(target), str(repeats)])
+        inproc[label] = json.loads(out)
+    ratio = ours.median / floor_s.median
+    in_ratio = inproc["ckpt"]["list"] / inproc["ckpt"]["floor"]
+    seed_ratio = inproc["seed"]["list"] / inproc["seed"]["floor"]
+    rows = [(name, ms(s.median), mib(s.peak)) for name, s in samples.items()]
+    rows += [
+        ("in one process: the floor loop", ms(inproc["ckpt"]["floor"]), "-"),
+        ("in one process: list --json (ckpt layout)", ms(inproc["ckpt"]["list"]), "-"),
+        ("in one process: list --json (seed-crate layout)", ms(inproc["seed"]["list"]), "-"),
+    ]
+    return Result(
+        f"3. list --json, {count} checkpoints × {floats:,} floats",
+        rows,
+        ratio,
+        "≤ 0.25×",
+        ratio <= 0.25,
+        [
+            f"Each metadata.json is {size / 1e6:.2f} MB. Bytes read per checkpoint by list "
+            f"(ckpt layout, /proc/self/io rchar): {inproc['ckpt']['rchar'] / count:,.0f}; "
+            f"seed-crate layout: {inproc['seed']['rchar'] / count:,.0f} (read whole, "
+            "brackets searched, numbers not parsed).",
+            f"In one process, without the start-up: {in_ratio:.3f}× the floor (ckpt layout), "
+            f"{seed_ratio:.3f}× (seed-crate layout).",
+            f"As processes: {ratio:.3f}× (ckpt layout), {seed.median / floor_s.median:.3f}× "
+            "(seed-crate layout); the start-up of case 1 is part of both numerators.",
+        ],
+    )
+
+
+def case_prune(tmp: Path, repeats: int, count: int) -> Result:
+    keep = 10
+    doomed = [f"checkpoint-{i * 10}" for i in range(count - keep)]
+
+    def fresh(name: str) -> Path:
+        run = tmp / name
+        if run.exists():
+            shutil.rmtree(run)
+        build_run(run, count, payload=True)
+        return run
+
+    def prune_job() -> tuple[float, int]:
+        run = fresh("prune")
+        seconds, peak, _ = run_process([CKPT, "prune", str(run), "--keep-last", str(keep), "--yes"])
+        left = sorted(os.listdir(run))
+        assert len([n for n in left if n.startswith("checkpoint-")]) == keep, left[:20]
+        return seconds, peak
+
+    def rm_job() -> tuple[float, int]:
+        run = fresh("rm")
+        return run_process(["rm", "-rf", "--", *doomed], cwd=run)[:2]
+
+    samples = interleaved(
+        {"floor: rm -rf of the same folders": rm_job, "ckpt prune": prune_job}, repeats
+    )
+    floor_s, ours = samples.values()
+    ratio = ours.median / floor_s.median
+    return Result(
+        f"4. prune {count:,} → {keep}",
+        [(name, ms(s.median), mib(s.peak)) for name, s in samples.items()],
+        ratio,
+        "≤ 1.3×",
+        ratio <= 1.3,
+        [
+            "Each checkpoint folder holds metadata.json and a 4-byte model.bin; "
+            f"{count - keep:,} folders are deleted."
+        ],
+    )
+
+
+def case_save(tmp: Path, repeats: int, floats: int) -> Result:
+    helper = tmp / "save_child.py"
+    helper.write_text(SAVE_CHILD)
+    counter = iter(range(1_000_000))
+
+    def job(mode: str) -> Callable[[], tuple[float, int]]:
+        def run() -> tuple[float, int]:
+            target = tmp / "save" / f"{mode}-{next(counter)}" / "checkpoint-1"
+            target.parent.mkdir(parents=True)
+            _, _, out = run_process([PY, str(helper), mode, str(target), str(floats)])
+            shutil.rmtree(target.parent)
+            doc = json.loads(out)
+            return doc["seconds"], doc["peak_kb"]
+
+        return run
+
+    samples = interleaved(
+        {"floor: orjson.dumps + write + fsync": job("floor"), "Checkpoint.save": job("ckpt")},
+        repeats,
+    )
+    floor_s, ours = samples.values()
+    ratio = ours.median / floor_s.median
+    memory = statistics.median(ours.peak_kb) / max(1, statistics.median(floor_s.peak_kb))
+    return Result(
+        f"5. save, {floats:,} floats",
+        [
+            (name, ms(s.median), f"+{mib(int(statistics.median(s.peak_kb)))}")
+            for name, s in samples.items()
+        ],
+        ratio,
+        "≤ 1.3×, memory ≤ 2× the floor's",
+        ratio <= 1.3 and memory <= 2.0,
+        [
+            f"Memory is the peak RSS the operation adds to a process that already holds the "
+            f"list of floats: {memory:.2f}× the floor's.",
+            "Checkpoint.save takes the run lock, builds a staging folder, writes metadata.json "
+            "by temp file + fsync + rename, fsyncs the folder, renames it into place and fsyncs "
+            "the run directory; the floor writes and fsyncs one file.",
+        ],
+    )
+
+
+# ---- report -----------------------------------------------------------------------------------
+
+
+def machine() -> list[str]:
+    model = "unknown"
+    try:
+        with open("/proc/cpuinfo") as handle:
+            model = next(
+                line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")
+            )
+    except (OSError, StopIteration):
+        pass
+    versions = ", ".join(
+        f"{name} {importlib_metadata.version(name)}"
+        for name in ("typer", "pydantic", "orjson", "rich")
+    )
+    return [
+        f"- CPU: {model}; {os.cpu_count()} cores "
+        f"({len(os.sched_getaffinity(0))} usable); load average at start "
+        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}",
+        f"- Python {platform.python_version()} ({platform.platform()}); {versions}",
+    ]
+
+
+def render(
+    results: list[Result], header: list[str], started: float, args: argparse.Namespace
+) -> str:
+    lines = [
+        "# Benchmarks",
+        "",
+        "Written by `make bench` (`benchmarks/run.py`); do not edit by hand. Each figure is the "
+        f"median of {args.repeats} interleaved runs (fewer where marked), measured against its "
+        "floor in the same run: the machine is shared and noisy, so only the ratios compare "
+        "across runs.",
+        "",
+        "## Machine",
+        "",
+        *header,
+        f"- load average at the end {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
+        f"the whole run took {time.perf_counter() - started:.0f} s",
+        "",
+        "## Summary",
+        "",
+        "| case | ratio | target | met |",
+        "|---|---|---|---|",
+    ]
+    for r in results:
+        lines.append(f"| {r.case} | {r.ratio:.3f}× | {r.target} | {'yes' if r.met else 'NO'} |")
+    for r in results:
+        lines += ["", f"## {r.case}", "", "| what | median | peak memory |", "|---|---|---|"]
+        lines += [f"| {what} | {median} | {peak} |" for what, median, peak in r.rows]
+        lines += [""] + [f"- {note}" for note in r.notes]
+    notes = HERE / "NOTES.md"
+    if notes.exists():
+        lines += ["", notes.read_text().rstrip()]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", default="BENCHMARKS.md")
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--only", default="12345", help="which cases to run, e.g. 13")
+    args = parser.parse_args()
+    if args.repeats is None:
+        args.repeats = 3 if args.quick else 11
+    quick = args.quick
+    started = time.perf_counter()
+    header = machine()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="ckpt-bench-") as name:
+        tmp = Path(name)
+        steps: list[tuple[str, Callable[[], Result]]] = [
+            ("1", lambda: case_startup(tmp, args.repeats * 2)),
+            (
+                "2",
+                lambda: case_latest(
+                    tmp, args.repeats, (100, 1000) if quick else (1000, 10_000, 100_000)
+                ),
+            ),
+            ("3", lambda: case_list(tmp, max(3, args.repeats // 2), 20 if quick else 200, 50_000)),
+            ("4", lambda: case_prune(tmp, 2 if quick else 3, 500 if quick else 10_000)),
+            (
+                "5",
+                lambda: case_save(tmp, max(3, args.repeats // 2), 150_000 if quick else 1_500_000),
+            ),
+        ]
+        for key, step in steps:
+            if key not in args.only:
+                continue
+            print(f"case {key} ...", flush=True)
+            result = step()
+            print(f"  {result.case}: {result.ratio:.3f}× (target {result.target})", flush=True)
+            results.append(result)
+    Path(args.out).write_text(render(results, header, started, args))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,207 @@
+"""Performance guards that count rather than time: what `ckpt latest` imports, how many
+metadata.json files it opens among 10,000 checkpoints, how many bytes `list` reads of a large
+one; and the property that list's partial read of a large metadata.json agrees with the full
+parse (`make bench` does the timing, never the tests)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ckpt_cli.errors import InvalidCheckpointError
+from ckpt_cli.format import ManifestEntry, Metadata, encode_metadata
+from ckpt_cli.rundir import read_metadata, read_summary, scan
+
+from .test_process import _count_metadata_opens
+
+#: a state that makes metadata.json larger than what is simply read whole (64 KiB)
+BIG_STATE = [i / 7 for i in range(6000)]
+
+
+def _write_run(run_dir: Path, count: int) -> None:
+    template = '{\n  "epoch": 0,\n  "global_step": %d,\n  "best_loss": 0.5,\n  "optimizer_state": [],\n  "rng_state": null\n}'  # noqa: E501
+    for index in range(count):
+        step = index * 10
+        folder = f"{run_dir}/checkpoint-{step}"
+        os.mkdir(folder)
+        with open(f"{folder}/metadata.json", "w") as handle:
+            handle.write(template % step)
+
+
+def test_latest_opens_one_metadata_file_among_ten_thousand(run_dir: Path) -> None:
+    _write_run(run_dir, 10_000)
+    count, out = _count_metadata_opens(run_dir, "latest", str(run_dir))
+    assert out == f"{run_dir / 'checkpoint-99990'}\n"
+    assert count == 1
+
+
+def test_latest_imports_no_renderer_hashing_or_retention(run_dir: Path) -> None:
+    _write_run(run_dir, 3)
+    code = (
+        "import sys\n"
+        "from ckpt_cli.cli import app\n"
+        "try:\n"
+        f"    app(['latest', {str(run_dir)!r}])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "sys.stderr.write('MODULES ' + ' '.join(sorted(sys.modules)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout == f"{run_dir / 'checkpoint-20'}\n"
+    modules = set(done.stderr.rsplit("MODULES ", 1)[1].split())
+    ours = {m for m in modules if m.startswith("ckpt_cli")}
+    assert ours == {
+        "ckpt_cli",
+        "ckpt_cli.cli",
+        "ckpt_cli.errors",
+        "ckpt_cli.format",
+        "ckpt_cli.locking",
+        "ckpt_cli.output",
+        "ckpt_cli.params",
+        "ckpt_cli.records",
+        "ckpt_cli.rundir",
+        "ckpt_cli.storage",  # tells a URL from a path; fsspec itself is imported only for URLs
+    }
+    assert not {m for m in modules if m == "rich" or m.startswith("rich.")}
+    assert "filelock" not in modules
+    assert not {m for m in modules if m.split(".")[0] in ("fsspec", "s3fs", "botocore")}
+
+
+def _rchar() -> int:
+    with open("/proc/self/io") as handle:
+        return int(next(line for line in handle if line.startswith("rchar")).split()[1])
+
+
+@pytest.mark.skipif(not Path("/proc/self/io").exists(), reason="needs Linux /proc/self/io")
+def test_list_reads_the_ends_of_large_metadata_files_only(run_dir: Path) -> None:
+    manifest = [ManifestEntry("model.bin", 4, "0" * 64)]
+    for step in (10, 20, 30):
+        folder = run_dir / f"checkpoint-{step}"
+        folder.mkdir()
+        meta = Metadata(1, step, 0.5, [i / 3 for i in range(50_000)], 7, 0.25, None, manifest)
+        meta.saved_at = "2026-01-01T00:00:00.000000Z"
+        (folder / "metadata.json").write_bytes(encode_metadata(meta))
+    size = (run_dir / "checkpoint-10" / "metadata.json").stat().st_size
+    assert size > 900_000
+    before = _rchar()
+    records = scan(run_dir)
+    read = _rchar() - before
+    assert [(r.status, r.epoch, r.loss) for r in records] == [("valid", 1, 0.25)] * 3
+    assert read / 3 <= 24 * 1024  # 4 KiB head + 16 KiB tail, whatever the state's size
+
+
+# ---- the partial read agrees with the full parse -------------------------------------------
+
+_scalar = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(alphabet=st.sampled_from('ab]["{}:,\\ \n"optimizer_state'), max_size=30),
+)
+_value = st.recursive(
+    _scalar,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+_extra_key = st.sampled_from(
+    ["note", "optimizer_state_v2", "x]", 'q"', "ema", "rng", "a", "ckpt_old", "lr"]
+)
+
+
+@st.composite
+def documents(draw: Any) -> tuple[dict[str, Any], str]:
+    """A metadata document: the seed keys (mostly valid), ckpt's block or not, extra keys,
+    in ckpt's order or shuffled; and how to write it."""
+    doc: dict[str, Any] = {
+        "epoch": draw(st.integers(0, 2**64 - 1) | st.sampled_from([-1, 1.5, "3", None])),
+        "global_step": draw(st.integers(0, 2**64 + 5)),
+        "best_loss": draw(st.floats(allow_nan=False, allow_infinity=False) | st.just(None)),
+        "optimizer_state": BIG_STATE,
+        "rng_state": draw(st.none() | st.integers(0, 2**64 - 1) | st.just("x")),
+    }
+    for key in draw(st.lists(_extra_key, max_size=3, unique=True)):
+        doc[key] = draw(_value)
+    if draw(st.booleans()):
+        doc["ckpt"] = {
+            "format": 1,
+            "saved_at": draw(st.sampled_from(["2026-01-01T00:00:00.000000Z", "yesterday", 5])),
+            "loss": draw(st.none() | st.floats(allow_nan=False, allow_infinity=False)),
+            "manifest": draw(st.sampled_from([[], [{"path": "m.bin", "size": 1}], "x"])),
+        }
+    if draw(st.booleans()):
+        keys = draw(st.permutations(list(doc)))
+        doc = {key: doc[key] for key in keys}
+    if draw(st.booleans()):
+        del doc["rng_state"]
+    style = draw(st.sampled_from(["ckpt", "seed", "compact"]))
+    return doc, style
+
+
+def _dump(doc: dict[str, Any], style: str) -> bytes:
+    if style == "seed":  # serde_json::to_string_pretty: two spaces, no trailing newline
+        return json.dumps(doc, indent=2).encode()
+    if style == "compact":
+        return json.dumps(doc, separators=(",", ":")).encode()
+    try:
+        return orjson.dumps(doc, option=orjson.OPT_INDENT_2)
+    except TypeError:  # an integer past 64 bits (orjson's limit): the seed's layout instead
+        return json.dumps(doc, indent=2).encode()
+
+
+def _outcome(read: Any, folder: Path) -> tuple[str, Any]:
+    try:
+        meta = read(folder)
+    except InvalidCheckpointError as exc:
+        return "error", str(exc)
+    meta.optimizer_state = []
+    return "ok", meta
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(documents(), st.integers(0, 10**9))
+def test_summary_agrees_with_full_parse(
+    tmp_path_factory: pytest.TempPathFactory, case: tuple[dict[str, Any], str], cut: int
+) -> None:
+    doc, style = case
+    data = _dump(doc, style)
+    folder = tmp_path_factory.mktemp("ckpt") / "checkpoint-1"
+    folder.mkdir()
+    for content in (data, data[: cut % len(data)]):  # whole, and truncated anywhere
+        (folder / "metadata.json").write_bytes(content)
+        assert _outcome(read_summary, folder) == _outcome(read_metadata, folder)
+
+
+def test_summary_of_tricky_large_files(tmp_path: Path) -> None:
+    big = [0.5] * 6000
+    cases = [
+        # a nested "optimizer_state" before the real one, and brackets in strings
+        {"x": {"optimizer_state": [1]}, "epoch": 1, "global_step": 2, "best_loss": 0.5,
+         "optimizer_state": big, "s": "]", "rng_state": 3, "ckpt": {"loss": 0.1}},
+        # the key's text inside a string first
+        {"note": '"optimizer_state": [', "epoch": 1, "global_step": 2, "best_loss": 0.5,
+         "optimizer_state": big, "rng_state": 3},
+        # a large numeric array after rng_state, and ckpt's block before the state
+        {"ckpt": {"loss": 0.2}, "epoch": 1, "global_step": 2, "best_loss": 0.5,
+         "optimizer_state": big, "rng_state": 3, "ema": big},
+        # a wrong type deep in the state: list reads it whole (not ckpt's layout) and sees it
+        {"epoch": 1, "global_step": 2, "best_loss": 0.5, "optimizer_state": [*big, None],
+         "rng_state": 3},
+    ]  # fmt: skip
+    for index, doc in enumerate(cases):
+        folder = tmp_path / f"checkpoint-{index}"
+        folder.mkdir()
+        for style in ("ckpt", "seed", "compact"):
+            (folder / "metadata.json").write_bytes(_dump(doc, style))
+            assert _outcome(read_summary, folder) == _outcome(read_metadata, folder)
