@@ -353,13 +353,13 @@ def _deletion_progress(description: str) -> Iterator[Callable[[Any], None]]:
 
 
 def _copy_progress(payloads: Sequence[Path]) -> AbstractContextManager[Callable[[int], None]]:
-    if not payloads:
+    if not payloads or not output.stderr_is_terminal():
         return nullcontext(_ignore_progress)
-    from .rundir import folder_size
-
+    # A total only when every payload is a plain file (one stat each): walking a folder here,
+    # before the save has checked its arguments, could mean walking `/` for a mistyped path.
     try:
-        total: int | None = sum(
-            folder_size(p) if p.is_dir() else p.stat().st_size for p in payloads
+        total: int | None = (
+            sum(p.stat().st_size for p in payloads) if all(p.is_file() for p in payloads) else None
         )
     except OSError:
         total = None  # a missing payload is reported by the save itself
