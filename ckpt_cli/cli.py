@@ -41,6 +41,9 @@ from .params import (
 )
 from .storage import Location
 
+#: exit code of a bug in ckpt (EX_SOFTWARE), apart from DESIGN.md's 0-5
+INTERNAL_ERROR = 70
+
 _debug = os.environ.get("CKPT_DEBUG", "") not in ("", "0")
 #: rows `ckpt list` shows on a terminal unless --limit or --all says otherwise
 TERMINAL_ROWS = 20
@@ -86,7 +89,8 @@ class CkptGroup(TyperGroup):
             if _debug:
                 traceback.print_exc()
             output.error(f"internal error: {exc.__class__.__name__}: {exc} (run with --debug)")
-            code = 1
+            # not 1: a job script must not read a crash as "no checkpoint, start from scratch"
+            code = INTERNAL_ERROR
         if not standalone_mode:
             return code
         sys.exit(code)

@@ -450,3 +450,21 @@ def test_unknown_option_is_one_line_exit_2(run_dir: Path) -> None:
 def test_version() -> None:
     result = invoke("--version")
     assert result.exit_code == 0 and result.stdout.startswith("ckpt 0.")
+
+
+def test_a_bug_is_one_line_and_exit_70_not_1(
+    run_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash must not look like "no checkpoint" (exit 1) to a job script."""
+    import ckpt_cli.rundir
+
+    def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(ckpt_cli.rundir, "find_latest", broken)
+    result = invoke("latest", str(run_dir))
+    assert result.exit_code == 70
+    assert (
+        error_line(result.stderr)
+        == "ckpt: error: internal error: RuntimeError: boom (run with --debug)"
+    )
