@@ -598,7 +598,7 @@ def main() -> None:
     parser.add_argument("--only", default="12345", help="which cases to run, e.g. 13")
     args = parser.parse_args()
     if args.repeats is None:
-        args.repeats = 3 if args.quick else 11
+        args.repeats = 3 if args.quick else 5
     quick = args.quick
     started = time.perf_counter()
     header = machine()
