@@ -350,26 +350,9 @@ def _classify(
             error=str(exc),
         )
         return record, None
-    saved_at = _mtime(group[METADATA_NAME])
-    if meta.saved_at is not None:
-        saved_at = parse_timestamp(meta.saved_at)
-    mismatch = None
-    if meta.global_step != step:
-        mismatch = f"folder name says step {step} but metadata says {meta.global_step}"
-    record = CheckpointRecord(
-        path,
-        name,
-        "checkpoint",
-        "valid",
-        step=step,
-        epoch=meta.epoch,
-        loss=meta.loss,
-        best_loss=meta.best_loss,
-        saved_at=saved_at,
-        size=size,
-        error=mismatch,
-    )
-    return record, meta
+    from .rundir import valid_record
+
+    return valid_record(path, name, step, meta, _mtime(group[METADATA_NAME]), size), meta
 
 
 def scan(run: ObjectPath, *, sizes: bool = False) -> list[CheckpointRecord]:

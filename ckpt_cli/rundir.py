@@ -328,9 +328,20 @@ def _classify(run_dir: Path, entry: os.DirEntry[str]) -> CheckpointRecord | None
         return CheckpointRecord(
             path, name, "checkpoint", "corrupt", step=step, saved_at=info.st_mtime, error=str(exc)
         )
-    saved_at = info.st_mtime
-    if meta.saved_at is not None:
-        saved_at = parse_timestamp(meta.saved_at)
+    return valid_record(path, name, step, meta, info.st_mtime)
+
+
+def valid_record(
+    path: Location,
+    name: str,
+    step: int,
+    meta: Metadata,
+    mtime: float | None,
+    size: int | None = None,
+) -> CheckpointRecord:
+    """The record of a valid checkpoint: saved at its recorded `saved_at`, else at `mtime`
+    (checkpoints written by other tools), with a note when name and metadata disagree."""
+    saved_at = mtime if meta.saved_at is None else parse_timestamp(meta.saved_at)
     mismatch = None
     if meta.global_step != step:
         mismatch = f"folder name says step {step} but metadata says {meta.global_step}"
@@ -344,6 +355,7 @@ def _classify(run_dir: Path, entry: os.DirEntry[str]) -> CheckpointRecord | None
         loss=meta.loss,
         best_loss=meta.best_loss,
         saved_at=saved_at,
+        size=size,
         error=mismatch,
     )
 
