@@ -104,10 +104,6 @@ def unsafe_path(relative: str) -> bool:
     return pure.is_absolute() or ".." in pure.parts or relative.startswith("\\")
 
 
-def total_bytes(manifest: list[ManifestEntry]) -> int:
-    return sum(entry.size for entry in manifest)
-
-
 def check_manifest(
     folder: Path, manifest: list[ManifestEntry], progress: Progress = _no_progress
 ) -> list[ManifestProblem]:
