@@ -21,7 +21,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from . import __version__, output
+from . import __version__, coercion, output
 from .errors import CkptError, CkptFileSystemError, PartialFailureError, UsageError
 from .format import Metadata, metadata_to_json
 from .locking import DEFAULT_LOCK_TIMEOUT
@@ -60,6 +60,8 @@ class CkptGroup(TyperGroup):
         standalone_mode: bool = True,
         **extra: Any,
     ) -> Any:
+        # no pydantic import for values that need no coercion
+        coercion.install(self, self.context_settings.get("help_option_names", ["--help"]))
         try:
             result = super().main(
                 args=args,
