@@ -11,12 +11,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import output
 from .format import format_timestamp
-from .pruning import PruneResult
 from .records import CheckpointRecord, checkpoint_name
+
+if TYPE_CHECKING:  # list and load do not need the deletion machinery
+    from .pruning import PruneResult
 
 
 def age_text(now: float, saved_at: float | None) -> str:
