@@ -148,28 +148,35 @@ class _Vanished(Exception):
 
 
 # Over a whole listing at once, in C: `checkpoint-<digits>` names (a name never holds "/"), and
-# whether any of them is zero-padded.
-_STEP_NAMES_RE = re.compile(r"(?<![^/])checkpoint-([0-9]+)(?![^/])")
-_PADDED_NAME_RE = re.compile(r"(?<![^/])checkpoint-0[0-9]")
+# whether any of them is zero-padded. The listing is joined as "/a/b/.../z/" so that each
+# pattern starts with a literal, which the regex engine finds by fast substring search.
+_STEP_NAMES_RE = re.compile(r"/checkpoint-([0-9]+)(?=/)")
+_PADDED_NAME_RE = re.compile(r"/checkpoint-0[0-9]")
 
 
 def _descending_steps(names: list[str]) -> Iterator[tuple[int, str]]:
     """`_candidates(names)`, lazily: find_latest normally needs only the first one or two.
 
     Without zero padding, numeric order is (length, text) order, so the digits are sorted by
-    length only and each length group, from the longest, by text; only the steps actually
-    visited are turned into integers. A listing with padded names takes the general path.
+    length only; in each length group, from the longest, the highest is found first, and the
+    group is sorted only when more is asked for. Only the steps actually visited are turned
+    into integers. A listing with padded names takes the general path.
     """
-    text = "/".join(names)
+    text = "/" + "/".join(names) + "/"
     if _PADDED_NAME_RE.search(text):
         yield from _candidates(names)
         return
     digits = _STEP_NAMES_RE.findall(text)
+    del text
     digits.sort(key=len)
     end = len(digits)
     while end:
         start = bisect_left(digits, len(digits[end - 1]), 0, end, key=len)
-        for step_text in sorted(digits[start:end], reverse=True):
+        group = digits[start:end]
+        top = max(group)
+        yield int(top), "checkpoint-" + top
+        group.sort(reverse=True)
+        for step_text in group[1:]:  # names are unique: the first one is `top`
             yield int(step_text), "checkpoint-" + step_text
         end = start
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from ckpt_cli.errors import InvalidCheckpointError
 from ckpt_cli.format import ManifestEntry, Metadata, encode_metadata
-from ckpt_cli.rundir import read_metadata, read_summary, scan
+from ckpt_cli.rundir import _candidates, _descending_steps, read_metadata, read_summary, scan
 
 from .test_process import _count_metadata_opens
 
@@ -206,3 +206,27 @@ def test_summary_of_tricky_large_files(tmp_path: Path) -> None:
         for style in ("ckpt", "seed", "compact"):
             (folder / "metadata.json").write_bytes(_dump(doc, style))
             assert _outcome(read_summary, folder) == _outcome(read_metadata, folder)
+
+
+def _step_names(pads: list[int]) -> st.SearchStrategy[str]:
+    return st.builds(
+        lambda step, pad: f"checkpoint-{step:0{pad}d}",
+        st.one_of(st.integers(0, 12), st.integers(0, 120), st.integers(0, 10**21)),
+        st.sampled_from(pads),
+    )
+
+
+_JUNK = st.text(alphabet="checkpoint-0123456789\u0661x. ", max_size=14)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.one_of(_step_names([0]), _step_names([0]), _JUNK), unique=True, max_size=40),
+    st.lists(st.one_of(_step_names([0, 0, 0, 2, 5]), _JUNK), unique=True, max_size=12),
+)
+def test_descending_steps_is_the_sorted_candidates(plain: list[str], padded: list[str]) -> None:
+    """find_latest's fast order over a joined listing equals the plain per-name sort, with and
+    without zero-padded names (a listing never holds "/" or an empty name)."""
+    for names in (plain, plain + padded):
+        names = [name for name in names if name]
+        assert list(_descending_steps(names)) == _candidates(names)
