@@ -21,7 +21,6 @@ import ctypes.util
 import errno
 import os
 import secrets
-import shutil
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -169,16 +168,50 @@ def trash_name(folder: Path, step: int | None) -> Path:
     return folder.with_name(f".checkpoint-{label}.deleting-{token()}")
 
 
-def remove_tree(folder: Path) -> None:
-    """Remove a folder that has already been renamed aside.
+def remove_tree(folder: Path) -> int:
+    """Remove a folder that has already been renamed aside; returns the bytes of the regular
+    files it held.
 
-    shutil.rmtree on Linux removes through directory file descriptors and never follows a
-    symlink (`rmtree.avoids_symlink_attacks`), so a link swapped in during the removal cannot
-    redirect it outside the folder.
+    Removal goes through directory file descriptors: each subfolder is opened relative to its
+    parent's descriptor with O_NOFOLLOW, so a symlink swapped in during the removal makes it
+    fail rather than reach outside the folder. Files are measured as they are removed (one
+    pass, not a measuring walk and then shutil.rmtree's walk).
     """
-    if not shutil.rmtree.avoids_symlink_attacks:  # pragma: no cover - not on Linux
-        raise OSError(errno.ENOTSUP, "this platform cannot remove folders safely", str(folder))
-    shutil.rmtree(folder)
+    parent = os.open(folder.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        freed = _empty_folder(parent, folder.name)
+        os.rmdir(folder.name, dir_fd=parent)
+    finally:
+        os.close(parent)
+    return freed
+
+
+_SWAPPED = "a symlink or a file took the place of a folder being removed; not followed"
+_OPEN_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _empty_folder(parent: int, name: str) -> int:
+    try:
+        fd = os.open(name, _OPEN_FOLDER, dir_fd=parent)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):  # it became a link (or a file) meanwhile
+            raise OSError(exc.errno, _SWAPPED, name) from None
+        raise
+    freed = 0
+    try:
+        with os.scandir(fd) as listing:
+            entries = list(listing)
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                freed += _empty_folder(fd, entry.name)
+                os.rmdir(entry.name, dir_fd=fd)
+                continue
+            if entry.is_file(follow_symlinks=False):
+                freed += entry.stat(follow_symlinks=False).st_size
+            os.unlink(entry.name, dir_fd=fd)
+    finally:
+        os.close(fd)
+    return freed
 
 
 def delete_folder(folder: Path, step: int | None) -> Path:

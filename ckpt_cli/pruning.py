@@ -55,7 +55,11 @@ def plan_run_dir(
 def _measured(entry: PlanEntry) -> PlanEntry:
     if entry.record.size is not None:
         return entry
-    return replace(entry, record=replace(entry.record, size=folder_size(local(entry.record.path))))
+    return _sized(entry, folder_size(local(entry.record.path)))
+
+
+def _sized(entry: PlanEntry, size: int) -> PlanEntry:
+    return PlanEntry(replace(entry.record, size=size), entry.decision, entry.reasons)
 
 
 def prune_run_dir(
@@ -117,16 +121,17 @@ def prune_locked(
     while doomed:
         current, doomed = doomed[:batch], doomed[batch:]
         batch *= 2
-        for measured, trash in _rename_aside(run_dir, current, result):
+        for entry, trash in _rename_aside(run_dir, current, result):
             atomic.fault_point("delete:before-remove")
             try:
-                atomic.remove_tree(trash)
+                freed = atomic.remove_tree(trash)
             except OSError as exc:
-                result.failed.append((measured, exc.strerror or str(exc)))
+                result.failed.append((entry, exc.strerror or str(exc)))
                 continue
             atomic.fault_point("delete:removed")
-            result.deleted.append(measured)
-            progress(measured)
+            entry = _sized(entry, freed)
+            result.deleted.append(entry)
+            progress(entry)
     return result
 
 
@@ -134,23 +139,22 @@ def _rename_aside(
     run_dir: Path, entries: Sequence[PlanEntry], result: PruneResult
 ) -> list[tuple[PlanEntry, Path]]:
     """Rename each folder to a hidden trash name and fsync the run directory once; returns
-    (the entry with its size, the trash path) for each one that can now be removed."""
+    (the entry, the trash path) for each one that can now be removed."""
     trashed: list[tuple[PlanEntry, Path]] = []
     for entry in entries:
-        measured = _measured(entry)
         folder = local(entry.record.path)
         if entry.record.kind == "trash":
-            trashed.append((measured, folder))
+            trashed.append((entry, folder))
             continue
         trash = atomic.trash_name(folder, entry.record.step)
         atomic.fault_point("prune:before-delete")
         try:
             os.rename(folder, trash)
         except OSError as exc:
-            result.failed.append((measured, exc.strerror or str(exc)))
+            result.failed.append((entry, exc.strerror or str(exc)))
             continue
         atomic.fault_point("delete:after-rename")
-        trashed.append((measured, trash))
+        trashed.append((entry, trash))
     if len(trashed) > sum(1 for entry, _ in trashed if entry.record.kind == "trash"):
         atomic.fsync_dir(run_dir)
     return trashed

@@ -771,9 +771,9 @@ def test_prune_stopped_mid_delete_and_a_link_swapped_in_deletes_nothing_outside(
         assert ended.status == 0, ended.stderr
         assert not list(run.glob(".checkpoint-1.*"))
     else:
-        # rmtree refuses a link in place of the folder: one clear failure, exit 4
+        # the removal refuses a link in place of the folder: one clear failure, exit 4
         assert ended.status == 4, ended.stderr
-        assert "Cannot call rmtree on a symbolic link" in ended.stderr
+        assert "a symlink or a file took the place of a folder being removed" in ended.stderr
         (trash,) = run.glob(".checkpoint-1.deleting-*")
         assert trash.is_symlink()
     assert snapshot(run) == {"checkpoint-2": valid(2)}
@@ -787,9 +787,9 @@ def test_prune_stopped_mid_delete_and_a_link_swapped_in_deletes_nothing_outside(
 def test_rmtree_race_between_listing_and_opening_a_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The narrowest window: rmtree has listed a folder and seen a directory in it; before it
-    opens that directory, the directory becomes a symlink to a folder outside. The removal
-    must notice (it opens, then compares with what it listed) and not descend."""
+    """The narrowest window: the removal has listed a folder and seen a directory in it; before
+    it opens that directory, the directory becomes a symlink to a folder outside. The removal
+    must notice (it opens with O_NOFOLLOW) and not descend."""
     from ckpt_cli.pruning import prune_run_dir
     from ckpt_cli.retention import RetentionPolicy
 
@@ -810,7 +810,9 @@ def test_rmtree_race_between_listing_and_opening_a_folder(
     monkeypatch.undo()
     assert swapped, "the race was never set up"
     assert _outside_intact(outside)
-    assert [reason for _, reason in result.failed] == ["Cannot call rmtree on a symbolic link"]
+    assert [reason for _, reason in result.failed] == [
+        "a symlink or a file took the place of a folder being removed; not followed"
+    ]
     # the next prune removes the leftover trash, link and all, and still not what it points to
     again = prune_run_dir(run, RetentionPolicy(keep_last=1))
     assert again.failed == [] and _outside_intact(outside)

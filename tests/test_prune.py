@@ -399,3 +399,25 @@ def test_save_keep_rules_prune_after_the_commit(run_dir: Path) -> None:
     assert names(run_dir) == ["checkpoint-200", "checkpoint-400", "checkpoint-500"]
     assert result.stderr.endswith("kept 3, deleted 0, stale removed 0, skipped 0, freed 0 B\n")
     assert result.stdout == f"{run_dir / 'checkpoint-500'}\n"  # stdout stays the path alone
+
+
+def test_remove_tree_counts_regular_files_and_never_follows_links(tmp_path: Path) -> None:
+    """atomic.remove_tree removes everything below the folder in one pass and returns the bytes
+    of its regular files: links are unlinked (not counted, not followed), FIFOs removed."""
+    from ckpt_cli import atomic
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.bin").write_bytes(b"k" * 1000)
+    trash = tmp_path / ".checkpoint-1.deleting-abc"
+    (trash / "a" / "b" / "c").mkdir(parents=True)
+    (trash / "model.bin").write_bytes(b"m" * 100)
+    (trash / "a" / "shard.bin").write_bytes(b"s" * 20)
+    (trash / "a" / "b" / "c" / "deep.bin").write_bytes(b"d" * 3)
+    (trash / "a" / "empty").mkdir()
+    (trash / "a" / "link-to-outside").symlink_to(outside, target_is_directory=True)
+    (trash / "file-link").symlink_to(outside / "keep.bin")
+    os.mkfifo(trash / "a" / "fifo")
+    assert atomic.remove_tree(trash) == 123
+    assert not trash.exists() and not trash.is_symlink()
+    assert (outside / "keep.bin").read_bytes() == b"k" * 1000
