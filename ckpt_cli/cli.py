@@ -11,7 +11,6 @@ each one, three times over (about 8 ms of a `ckpt latest`).
 import io
 import os
 import sys
-import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from enum import Enum
@@ -73,7 +72,7 @@ class CkptGroup(TyperGroup):
             code = result if isinstance(result, int) else 0
         except CkptError as exc:
             if _debug:
-                traceback.print_exc()
+                _print_traceback()
             output.error(str(exc))
             code = exc.exit_code
         except typer.Abort:  # the user answered no (or ^C/^D) at a prompt
@@ -89,13 +88,19 @@ class CkptGroup(TyperGroup):
             code = 130
         except Exception as exc:  # a bug: still one line, unless --debug asks for more
             if _debug:
-                traceback.print_exc()
+                _print_traceback()
             output.error(f"internal error: {exc.__class__.__name__}: {exc} (run with --debug)")
             # not 1: a job script must not read a crash as "no checkpoint, start from scratch"
             code = INTERNAL_ERROR
         if not standalone_mode:
             return code
         sys.exit(code)
+
+
+def _print_traceback() -> None:
+    import traceback  # only for --debug: 6 ms of every start otherwise
+
+    traceback.print_exc()
 
 
 def _report_usage_error(exc: typer.TyperException) -> int:
