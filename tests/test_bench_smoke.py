@@ -1,0 +1,36 @@
+"""`make bench` at its smallest: every case runs and BENCHMARKS.md gets every ratio. Nothing
+here is timed or compared with a target: the machine is shared and noisy (see BENCHMARKS.md)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_bench_quick_writes_every_case(tmp_path: Path) -> None:
+    out = tmp_path / "BENCHMARKS.md"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "run.py"),
+            "--quick",
+            "--repeats",
+            "1",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    text = out.read_text()
+    summary = re.findall(r"^\| (\d)\. .* \| ([0-9.]+)× \| .* \| (yes|NO) \|$", text, re.M)
+    assert [case for case, _, _ in summary] == ["1", "2", "3", "4", "5"], text
+    assert all(float(ratio) > 0 for _, ratio, _ in summary)
+    for heading in ("## Machine", "peak memory", "metadata.json opened", "Before and after"):
+        assert heading in text
