@@ -549,6 +549,9 @@ def case_save(tmp: Path, repeats: int, floats: int) -> Result:
             target.parent.mkdir(parents=True)
             _, _, out = run_process([PY, str(helper), mode, str(target), str(floats)])
             shutil.rmtree(target.parent)
+            # settle the disk: otherwise the next job's first fsync also writes back (and, with
+            # `discard`, trims) what the jobs before it left, and ckpt makes three fsyncs
+            os.sync()
             doc = json.loads(out)
             return doc["seconds"], doc["peak_kb"]
 
@@ -674,6 +677,7 @@ def main() -> None:
             if key not in args.only:
                 continue
             print(f"case {key} ...", flush=True)
+            os.sync()  # what the cases before it wrote is on disk, not in the way of its fsyncs
             result = step()
             print(f"  {result.case}: {result.ratio:.3f}× (target {result.target})", flush=True)
             results.append(result)
