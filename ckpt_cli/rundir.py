@@ -14,6 +14,7 @@ import re
 import stat
 from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -116,16 +117,23 @@ def _read_regular_file(path: Path) -> bytes | None:
         return handle.read()
 
 
-def list_names(run_dir: Path) -> list[str]:
-    """The entry names of a run directory, with one clear error when it cannot be listed."""
+@contextmanager
+def _listing(run_dir: Path) -> Iterator[None]:
+    """One clear error when a run directory cannot be listed."""
     try:
-        return os.listdir(run_dir)
+        yield
     except FileNotFoundError:
         raise CkptFileSystemError(f"{run_dir}: no such run directory") from None
     except NotADirectoryError:
         raise CkptFileSystemError(f"{run_dir}: not a directory") from None
     except OSError as exc:
         raise fs_error(exc, run_dir, "cannot list run directory") from None
+
+
+def list_names(run_dir: Path) -> list[str]:
+    """The entry names of a run directory, with one clear error when it cannot be listed."""
+    with _listing(run_dir):
+        return os.listdir(run_dir)
 
 
 def _candidates(names: list[str]) -> list[tuple[int, str]]:
@@ -536,22 +544,15 @@ def scan(target: Target, *, sizes: bool = False) -> list[CheckpointRecord]:
         from . import remote
 
         return remote.scan(run_dir, sizes=sizes)
-    try:
-        with os.scandir(run_dir) as entries:
-            classified = [
-                _classify(run_dir, entry)
-                for entry in entries
-                if not entry.name.startswith(".")
-                or STAGING_RE.fullmatch(entry.name)
-                or TRASH_RE.fullmatch(entry.name)
-            ]
-            records = [record for record in classified if record is not None]
-    except FileNotFoundError:
-        raise CkptFileSystemError(f"{run_dir}: no such run directory") from None
-    except NotADirectoryError:
-        raise CkptFileSystemError(f"{run_dir}: not a directory") from None
-    except OSError as exc:
-        raise fs_error(exc, run_dir, "cannot list run directory") from None
+    with _listing(run_dir), os.scandir(run_dir) as entries:
+        classified = [
+            _classify(run_dir, entry)
+            for entry in entries
+            if not entry.name.startswith(".")
+            or STAGING_RE.fullmatch(entry.name)
+            or TRASH_RE.fullmatch(entry.name)
+        ]
+    records = [record for record in classified if record is not None]
     if sizes:
         records = [_with_size(record) for record in records]
     records.sort(key=_order)
