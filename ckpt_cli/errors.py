@@ -41,6 +41,10 @@ class CkptFileSystemError(CkptError):
     exit_code = 4
 
 
+class NoRunDirError(CkptFileSystemError):
+    """The run directory (or object-store prefix) does not exist; a save creates it."""
+
+
 class LockTimeoutError(CkptError):
     """Another save or prune held the run directory's lock for longer than --lock-timeout."""
 

@@ -40,6 +40,7 @@ from .errors import (
     CkptError,
     CkptFileSystemError,
     InvalidCheckpointError,
+    NoRunDirError,
     NotFoundError,
     UsageError,
 )
@@ -188,8 +189,8 @@ def _mtime(info: dict[str, Any]) -> float | None:
     return None
 
 
-def _no_run(run: ObjectPath) -> CkptFileSystemError:
-    return CkptFileSystemError(f"{run}: no such run directory (nothing under this prefix)")
+def _no_run(run: ObjectPath) -> NoRunDirError:
+    return NoRunDirError(f"{run}: no such run directory (nothing under this prefix)")
 
 
 # ---- reading -------------------------------------------------------------------------------
@@ -514,9 +515,7 @@ def save_to_run(
     with run_lock(run, lock_timeout, store=store) as lock:
         try:
             previous: Metadata | None = find_latest(run, store=store)[1]
-        except (NotFoundError, CkptFileSystemError) as exc:
-            if isinstance(exc, CkptFileSystemError) and "no such run directory" not in str(exc):
-                raise
+        except (NotFoundError, NoRunDirError):  # the first save creates the run
             previous = None
         best = resolve_best_loss(run, request.loss, request.best_loss, previous)
         meta = metadata_for(request, best, previous)

@@ -24,6 +24,7 @@ from .errors import (
     CkptError,
     CkptFileSystemError,
     InvalidCheckpointError,
+    NoRunDirError,
     NotFoundError,
     fs_error,
 )
@@ -123,7 +124,7 @@ def _listing(run_dir: Path) -> Iterator[None]:
     try:
         yield
     except FileNotFoundError:
-        raise CkptFileSystemError(f"{run_dir}: no such run directory") from None
+        raise NoRunDirError(f"{run_dir}: no such run directory") from None
     except NotADirectoryError:
         raise CkptFileSystemError(f"{run_dir}: not a directory") from None
     except OSError as exc:
