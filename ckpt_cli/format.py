@@ -150,6 +150,12 @@ def format_timestamp(seconds: float) -> str:
     return stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def leaves_folder(path: str) -> bool:
+    """True when a relative POSIX path would leave its folder: absolute, or with a `..` part
+    (PurePosixPath's test, on the split string: a scan makes it for every manifest entry)."""
+    return path.startswith("/") or ".." in path.split("/")
+
+
 def _manifest(source: str, value: object) -> list[ManifestEntry]:
     key = f"{CKPT_KEY}.manifest"
     if not isinstance(value, list):
@@ -162,7 +168,7 @@ def _manifest(source: str, value: object) -> list[ManifestEntry]:
         path, size, digest = item.get("path"), item.get("size"), item.get("sha256")
         if not isinstance(path, str) or not path:
             raise _fail(source, f"key '{where}.path' must be a non-empty string")
-        if path.startswith("/") or ".." in path.split("/"):  # PurePosixPath's parts, faster
+        if leaves_folder(path):
             raise _fail(source, f"key '{where}.path' leaves the checkpoint folder: {path!r}")
         if "\x00" in path:
             raise _fail(source, f"key '{where}.path' holds a NUL character: {path!r}")

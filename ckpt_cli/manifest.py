@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from .errors import CkptError, InvalidCheckpointError, NotFoundError, VerifyError
-from .format import ManifestEntry
+from .format import ManifestEntry, leaves_folder
 from .records import METADATA_NAME, display_name
 from .storage import Location, ObjectPath, Target, local, location
 
@@ -100,14 +100,21 @@ class ManifestProblem:
 
 def unsafe_path(relative: str) -> bool:
     """True when a manifest path would leave the checkpoint folder (absolute or with `..`)."""
-    pure = PurePosixPath(relative)
-    return pure.is_absolute() or ".." in pure.parts or relative.startswith("\\")
+    return leaves_folder(relative) or relative.startswith("\\")
 
 
-def check_manifest(
-    folder: Path, manifest: list[ManifestEntry], progress: Progress = _no_progress
+def compare_manifest(
+    manifest: list[ManifestEntry],
+    size_of: Callable[[str], int | str],
+    digest_of: Callable[[ManifestEntry], str],
+    present: Iterable[str],
+    progress: Progress,
 ) -> list[ManifestProblem]:
-    """Compare a folder with its recorded manifest; an empty list means it matches."""
+    """The problems of a checkpoint against its recorded manifest, on any medium.
+
+    `size_of(path)` is the size of the file at a manifest path, or the problem that stands
+    for it ("missing", ...); `digest_of(entry)` its sha256 (reporting its own progress);
+    `present` the payload files there now (to find extra ones), read after the entries."""
     problems = []
     recorded = set()
     for entry in manifest:
@@ -117,26 +124,43 @@ def check_manifest(
             )
             continue
         recorded.add(entry.path)
-        path = folder / entry.path
-        if path.is_symlink():
-            problems.append(ManifestProblem(entry.path, "replaced by a symlink (not followed)"))
-            progress(entry.size)
+        size = size_of(entry.path)
+        if isinstance(size, str):
+            problem = size
+        elif size != entry.size:
+            problem = f"size changed ({entry.size} -> {size})"
+        else:
+            if entry.sha256 is not None and digest_of(entry) != entry.sha256:
+                problems.append(ManifestProblem(entry.path, "content changed (sha256 differs)"))
             continue
-        if not path.is_file():
-            problems.append(ManifestProblem(entry.path, "missing"))
-            progress(entry.size)
-            continue
-        size = path.stat().st_size
-        if size != entry.size:
-            problems.append(ManifestProblem(entry.path, f"size changed ({entry.size} -> {size})"))
-            progress(entry.size)
-            continue
-        if entry.sha256 is not None and sha256_file(path, progress) != entry.sha256:
-            problems.append(ManifestProblem(entry.path, "content changed (sha256 differs)"))
-    for relative, _ in iter_payload_files(folder):
+        problems.append(ManifestProblem(entry.path, problem))
+        progress(entry.size)  # the bytes that will not be hashed
+    for relative in present:
         if relative not in recorded:
             problems.append(ManifestProblem(relative, "extra (not in the manifest)"))
     return problems
+
+
+def check_manifest(
+    folder: Path, manifest: list[ManifestEntry], progress: Progress = _no_progress
+) -> list[ManifestProblem]:
+    """Compare a folder with its recorded manifest; an empty list means it matches."""
+
+    def size_of(relative: str) -> int | str:
+        path = folder / relative
+        if path.is_symlink():
+            return "replaced by a symlink (not followed)"
+        if not path.is_file():
+            return "missing"
+        return path.stat().st_size
+
+    return compare_manifest(
+        manifest,
+        size_of,
+        lambda entry: sha256_file(folder / entry.path, progress),
+        (relative for relative, _ in iter_payload_files(folder)),
+        progress,
+    )
 
 
 @dataclass

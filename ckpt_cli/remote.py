@@ -53,7 +53,7 @@ from .format import (
     parse_timestamp,
 )
 from .locking import DEFAULT_LOCK_TIMEOUT
-from .manifest import ManifestProblem, VerifyReport, unsafe_path
+from .manifest import ManifestProblem, VerifyReport, compare_manifest
 from .pruning import PruneResult
 from .records import (
     MAX_U64,
@@ -674,35 +674,19 @@ def _check_manifest(
     progress: Progress,
 ) -> list[ManifestProblem]:
     root = store.key(folder)
-    problems = []
-    recorded = set()
-    for entry in manifest:
-        if unsafe_path(entry.path):
-            problems.append(
-                ManifestProblem(entry.path, "unsafe path (leaves the checkpoint folder)")
-            )
-            continue
-        recorded.add(entry.path)
-        info = objects.get(entry.path)
-        if info is None:
-            problems.append(ManifestProblem(entry.path, "missing"))
-            progress(entry.size)
-            continue
-        size = int(info.get("size") or 0)
-        if size != entry.size:
-            problems.append(ManifestProblem(entry.path, f"size changed ({entry.size} -> {size})"))
-            progress(entry.size)
-            continue
-        if entry.sha256 is not None:
-            with translated(folder / entry.path, "cannot read payload"):
-                digest = _hash_object(store, f"{root}/{entry.path}", size)
-            progress(entry.size)
-            if digest != entry.sha256:
-                problems.append(ManifestProblem(entry.path, "content changed (sha256 differs)"))
-    for relative in sorted(objects):
-        if relative != METADATA_NAME and relative not in recorded:
-            problems.append(ManifestProblem(relative, "extra (not in the manifest)"))
-    return problems
+
+    def size_of(relative: str) -> int | str:
+        info = objects.get(relative)
+        return "missing" if info is None else int(info.get("size") or 0)
+
+    def digest_of(entry: ManifestEntry) -> str:
+        with translated(folder / entry.path, "cannot read payload"):
+            digest = _hash_object(store, f"{root}/{entry.path}", entry.size)
+        progress(entry.size)
+        return digest
+
+    present = (relative for relative in sorted(objects) if relative != METADATA_NAME)
+    return compare_manifest(manifest, size_of, digest_of, present, progress)
 
 
 def verify_target(
