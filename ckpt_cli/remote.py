@@ -65,7 +65,7 @@ from .records import (
 )
 from .remote_lock import DEFAULT_TTL, ObjectLock, object_lock
 from .retention import PlanEntry, RetentionPlan, RetentionPolicy, plan_retention
-from .saving import SaveRequest, SaveResult, metadata_for, resolve_best_loss
+from .saving import SaveRequest, SaveResult, metadata_for
 from .saving import _check_payloads as check_payloads
 from .storage import ObjectPath, filesystem, translated
 
@@ -517,8 +517,7 @@ def save_to_run(
             previous: Metadata | None = find_latest(run, store=store)[1]
         except (NotFoundError, NoRunDirError):  # the first save creates the run
             previous = None
-        best = resolve_best_loss(run, request.loss, request.best_loss, previous)
-        meta = metadata_for(request, best, previous)
+        meta = metadata_for(run, request, previous)
         folder = run / checkpoint_name(request.step)
         outcome = save_checkpoint(
             folder,
@@ -532,7 +531,7 @@ def save_to_run(
             lock=lock,
         )
         pruned = prune_locked(run, policy, store=store, lock=lock) if policy is not None else None
-    return SaveResult(folder, outcome, best, pruned)
+    return SaveResult(folder, outcome, meta.best_loss, pruned)
 
 
 def save_locked(

@@ -425,14 +425,14 @@ def resolve_best_loss(
     )
 
 
-def metadata_for(request: SaveRequest, best: float, previous: Metadata | None) -> Metadata:
+def metadata_for(run_dir: Location, request: SaveRequest, previous: Metadata | None) -> Metadata:
     """The metadata a save records: the request, with the epoch taken from the latest
-    checkpoint (else 0) when not given."""
+    checkpoint (else 0) when not given, and best_loss by `resolve_best_loss`."""
     epoch = request.epoch if request.epoch is not None else (previous.epoch if previous else 0)
     return Metadata(
         epoch=epoch,
         global_step=request.step,
-        best_loss=best,
+        best_loss=resolve_best_loss(run_dir, request.loss, request.best_loss, previous),
         optimizer_state=request.optimizer_state,
         rng_state=request.rng_state,
         loss=request.loss,
@@ -480,8 +480,7 @@ def save_to_run(
             previous: Metadata | None = find_latest(run_dir)[1]
         except NotFoundError:
             previous = None
-        best = resolve_best_loss(run_dir, request.loss, request.best_loss, previous)
-        meta = metadata_for(request, best, previous)
+        meta = metadata_for(run_dir, request, previous)
         folder = run_dir / checkpoint_name(request.step)
         outcome = save_checkpoint(
             folder,
@@ -493,4 +492,4 @@ def save_to_run(
             progress=progress,
         )
         pruned = prune_locked(run_dir, policy) if policy is not None else None
-    return SaveResult(folder, outcome, best, pruned)
+    return SaveResult(folder, outcome, meta.best_loss, pruned)
