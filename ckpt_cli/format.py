@@ -118,11 +118,25 @@ def _finite(source: str, key: str, value: object, *, nullable: bool = False) -> 
     return result
 
 
+def float_sum(values: list[Any]) -> float | None:
+    """The sum of `values` when every one is a float, else None: the common case of an
+    optimizer state, tested in one pass in C.
+
+    float.conjugate returns a float unchanged and refuses everything else (bool, int, str,
+    None: TypeError). At 1.5 million floats this costs 29 ms, against 39 ms for
+    `set(map(type, values))` alone and another 10 ms for the sum. A float subclass (NumPy's
+    float64) passes: it is a float.
+    """
+    try:
+        return sum(map(float.conjugate, values))
+    except TypeError:
+        return None
+
+
 def _numbers(source: str, key: str, value: object) -> list[float]:
     if not isinstance(value, list):
         raise _fail(source, f"key '{key}' must be an array of numbers, got {_type_name(value)}")
-    kinds = set(map(type, value))
-    if kinds <= {float}:
+    if float_sum(value) is not None:
         return value
     for index, item in enumerate(value):
         if isinstance(item, bool) or not isinstance(item, int | float):
@@ -292,6 +306,7 @@ def normalize_optimizer_state(values: object) -> list[float]:
 
     Accepts any sequence of numbers, or an object with `.tolist()` (a NumPy array or a tensor).
     A list of floats is passed through without a copy: states can hold millions of values.
+    Float subclasses (NumPy's float64) are kept; the encoder writes them as plain floats.
     """
     if not isinstance(values, list):
         tolist = getattr(values, "tolist", None)
@@ -304,23 +319,32 @@ def normalize_optimizer_state(values: object) -> list[float]:
                 f"optimizer_state must be a sequence of numbers, got {_type_name(values)}"
             )
     assert isinstance(values, list)
-    kinds = set(map(type, values))
-    if not kinds <= {float}:
-        for index, item in enumerate(values):
-            if isinstance(item, bool) or not isinstance(item, int | float):
-                raise ValueError(
-                    f"optimizer_state[{index}] must be a number, got {_type_name(item)}"
-                )
-        values = [float(item) for item in values]
-    # sum() is a fast all-finite check: any NaN or infinity makes it non-finite. Only when it
+    total = float_sum(values)
+    if total is None:  # not all floats: convert integers, name the first value that fails
+        values = [_state_float(index, item) for index, item in enumerate(values)]
+        total = sum(values)
+    # The sum is a fast all-finite check: any NaN or infinity makes it non-finite. Only when it
     # is not finite (possibly an overflow of huge finite values) do we look item by item.
-    if not math.isfinite(sum(values)):
+    if not math.isfinite(total):
         for index, item in enumerate(values):
             if not math.isfinite(item):
                 raise ValueError(
                     f"optimizer_state[{index}] must be finite (JSON has no {item!r}), got {item!r}"
                 )
     return values
+
+
+def _state_float(index: int, item: object) -> float:
+    if isinstance(item, bool) or not isinstance(item, int | float):
+        raise ValueError(f"optimizer_state[{index}] must be a number, got {_type_name(item)}")
+    try:
+        return float(item)
+    except OverflowError:  # an int past 1.8e308
+        assert isinstance(item, int)
+        raise ValueError(
+            f"optimizer_state[{index}] is an integer of {item.bit_length()} bits, "
+            "too large for a float"
+        ) from None
 
 
 def _document(meta: Metadata, optimizer_state: Callable[[], list[float]]) -> dict[str, Any]:
@@ -348,9 +372,17 @@ def _document(meta: Metadata, optimizer_state: Callable[[], list[float]]) -> dic
     return doc
 
 
+def _float_subclass(value: object) -> float:
+    """orjson's fallback for what it does not encode itself: a float subclass (NumPy's float64)
+    is written as the float it is; anything else stays unencodable."""
+    if isinstance(value, float):
+        return float.conjugate(value)
+    raise TypeError(f"Type is not JSON serializable: {type(value).__name__}")
+
+
 def _dumps(doc: dict[str, Any]) -> bytes:
     try:
-        return orjson.dumps(doc, option=orjson.OPT_INDENT_2)
+        return orjson.dumps(doc, default=_float_subclass, option=orjson.OPT_INDENT_2)
     except TypeError as exc:  # orjson's JSONEncodeError: an extra key holds something unencodable
         raise ValueError(f"metadata cannot be written as JSON: {exc}") from None
 

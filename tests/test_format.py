@@ -14,7 +14,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ckpt_cli import Checkpoint, InvalidCheckpointError
-from ckpt_cli.format import SEED_KEYS, Metadata, decode_metadata, encode_metadata
+from ckpt_cli.format import (
+    SEED_KEYS,
+    Metadata,
+    decode_metadata,
+    encode_metadata,
+    normalize_optimizer_state,
+)
 
 MAX_U64 = 2**64 - 1
 
@@ -225,3 +231,71 @@ def test_round_trip_property(
     doc = orjson.loads(data)
     assert list(doc)[:5] == list(SEED_KEYS)
     assert all(type(doc[k]) is int for k in ("epoch", "global_step"))
+
+
+class _Float64(float):
+    """Stands in for NumPy's float64: a float subclass that orjson does not encode itself."""
+
+
+def _reference_state(values: list[object]) -> list[float]:
+    """normalize_optimizer_state written plainly, item by item: what the fast path must match."""
+    out = []
+    for index, item in enumerate(values):
+        if isinstance(item, bool) or not isinstance(item, int | float):
+            raise ValueError(f"optimizer_state[{index}] must be a number")
+        out.append(float(item))
+    for index, item in enumerate(out):
+        if not math.isfinite(item):
+            raise ValueError(f"optimizer_state[{index}] must be finite")
+    return out
+
+
+state_items = (
+    st.floats()  # NaN and both infinities included
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.booleans()
+    | st.none()
+    | st.text(max_size=3)
+    | st.floats(allow_nan=False).map(_Float64)
+    | st.sampled_from([1e308, -1e308])  # finite values whose sum overflows
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(state_items, max_size=12))
+def test_state_check_agrees_with_the_plain_item_by_item_check(values: list[object]) -> None:
+    meta = Metadata(1, 1, 0.5, list(values), None)
+    try:
+        expected = _reference_state(values)
+    except ValueError as exc:
+        with pytest.raises(ValueError) as info:
+            encode_metadata(meta)
+        assert str(info.value).startswith(str(exc))  # same index, same reason
+        return
+    data = encode_metadata(meta)
+    assert data == encode_metadata(Metadata(1, 1, 0.5, expected, None))
+    assert decode_metadata(data, "m.json").optimizer_state == expected
+
+
+def test_float_subclasses_are_kept_and_written_as_plain_floats() -> None:
+    values = [_Float64(0.25), 1.5, _Float64(-3.0)]
+    assert normalize_optimizer_state(values) is values  # no copy of a million-value state
+    data = encode_metadata(Metadata(1, 1, 0.5, values, None))
+    assert data == encode_metadata(Metadata(1, 1, 0.5, [0.25, 1.5, -3.0], None))
+    with pytest.raises(ValueError, match=r"optimizer_state\[1\] must be finite"):
+        normalize_optimizer_state([_Float64(1.0), _Float64(math.nan)])
+
+
+def test_an_integer_too_large_for_a_float_is_refused_by_index() -> None:
+    with pytest.raises(ValueError, match=r"optimizer_state\[1\] is an integer of 1329 bits"):
+        normalize_optimizer_state([0.5, 10**400])
+
+
+def test_reading_converts_integers_and_refuses_booleans_in_the_state() -> None:
+    assert decode_metadata(_doc(optimizer_state=[1, 0.5, -2]), "m.json").optimizer_state == [
+        1.0,
+        0.5,
+        -2.0,
+    ]
+    with pytest.raises(InvalidCheckpointError, match=r"'optimizer_state'\[2\] must be a number"):
+        decode_metadata(_doc(optimizer_state=[0.5, 1, True]), "m.json")
