@@ -163,8 +163,52 @@ _STEP_NAMES_RE = re.compile(r"/checkpoint-([0-9]+)(?=/)")
 _PADDED_NAME_RE = re.compile(r"/checkpoint-0[0-9]")
 
 
+# Just above every `checkpoint-<digits>` name in text order (":" follows "9"), and the names
+# that are their step's own spelling (no zero padding).
+_ABOVE_STEP_NAMES = "checkpoint-:"
+_CANONICAL_NAME_RE = re.compile(r"checkpoint-(?:0|[1-9][0-9]*)")
+
+
+def _highest_name(names: list[str]) -> str | None:
+    """The checkpoint name with the highest step, found without reading the step of every
+    name; None when this shortcut cannot tell, and the full order decides.
+
+    Of two unpadded step names the longer has the higher step, and among names of one length
+    text order is numeric order. So the answer is the text-greatest step name of the longest
+    length that has any: a sort by length and a max(), both loops in C (at 100k names, about
+    15 ms against 38 ms for finding and ordering every step). A zero-padded or odd name
+    (`checkpoint-0100`, `checkpoint-9.bak`) at that place returns None.
+    """
+    by_length = sorted(names, key=len)
+    end = len(by_length)
+    while end:
+        start = bisect_left(by_length, len(by_length[end - 1]), 0, end, key=len)
+        group = by_length[start:end]
+        top = max(group)
+        if top >= _ABOVE_STEP_NAMES:  # a name such as "trainer_state.json" sorts above them
+            top = max(filter(_ABOVE_STEP_NAMES.__gt__, group), default="")
+        if top >= "checkpoint-":  # below _ABOVE_STEP_NAMES, so it starts with "checkpoint-"
+            return top if _CANONICAL_NAME_RE.fullmatch(top) else None
+        end = start
+    return None
+
+
 def _descending_steps(names: list[str]) -> Iterator[tuple[int, str]]:
-    """`_candidates(names)`, lazily: find_latest normally needs only the first one or two.
+    """`_candidates(names)`, lazily: find_latest normally needs only the first one.
+
+    The first comes from `_highest_name`; the rest, when a folder at the top is incomplete or
+    corrupt, from `_ordered_steps`.
+    """
+    top = _highest_name(names)
+    if top is not None:
+        yield int(top.removeprefix("checkpoint-")), top
+    for step, name in _ordered_steps(names):
+        if name != top:
+            yield step, name
+
+
+def _ordered_steps(names: list[str]) -> Iterator[tuple[int, str]]:
+    """`_candidates(names)`, lazily.
 
     Without zero padding, numeric order is (length, text) order, so the digits are sorted by
     length only; in each length group, from the longest, the highest is found first, and the

@@ -19,7 +19,14 @@ from hypothesis import strategies as st
 
 from ckpt_cli.errors import InvalidCheckpointError
 from ckpt_cli.format import ManifestEntry, Metadata, encode_metadata
-from ckpt_cli.rundir import _candidates, _descending_steps, read_metadata, read_summary, scan
+from ckpt_cli.rundir import (
+    _candidates,
+    _descending_steps,
+    _highest_name,
+    read_metadata,
+    read_summary,
+    scan,
+)
 
 from .test_process import _count_metadata_opens
 
@@ -225,8 +232,37 @@ _JUNK = st.text(alphabet="checkpoint-0123456789\u0661x. ", max_size=14)
     st.lists(st.one_of(_step_names([0, 0, 0, 2, 5]), _JUNK), unique=True, max_size=12),
 )
 def test_descending_steps_is_the_sorted_candidates(plain: list[str], padded: list[str]) -> None:
-    """find_latest's fast order over a joined listing equals the plain per-name sort, with and
-    without zero-padded names (a listing never holds "/" or an empty name)."""
-    for names in (plain, plain + padded):
+    """find_latest's fast order equals the plain per-name sort, with and without zero-padded
+    names (a listing never holds "/", an empty name or the same name twice)."""
+    for names in (plain, list(dict.fromkeys(plain + padded))):
         names = [name for name in names if name]
+        assert list(_descending_steps(names)) == _candidates(names)
+        top = _highest_name(names)
+        if top is not None:  # the shortcut, when it answers, gives the first of the full order
+            assert _candidates(names)[0][1] == top
+
+
+@pytest.mark.parametrize(
+    ("names", "top"),
+    [
+        # a longer name wins, whatever its first digit
+        (["checkpoint-9", "checkpoint-95", "checkpoint-100", "logs"], "checkpoint-100"),
+        # names of the same length that sort above or between the step names
+        (["checkpoint-1000000", "trainer_state.json", "checkpoint-0999999"], "checkpoint-1000000"),
+        (["checkpoint-1000000", "trainer_state.json", "checkpoint-9999999"], "checkpoint-9999999"),
+        (["checkpoint-1500", "checkpoint-9.bak", "checkpoint-12a4"], None),
+        # longer names that are not step names are passed over
+        (
+            ["checkpoint-12", ".checkpoint-99.staging-abc", "zzzzzzzzzzzzzzzzzzzzzz"],
+            "checkpoint-12",
+        ),
+        # a padded name in the longest group: the full order decides
+        (["checkpoint-0100", "checkpoint-99"], None),
+        (["logs", "checkpoint-", "checkpoint-x"], None),
+        ([], None),
+    ],
+)
+def test_highest_name_shortcut(names: list[str], top: str | None) -> None:
+    assert _highest_name(names) == top
+    if names:
         assert list(_descending_steps(names)) == _candidates(names)
