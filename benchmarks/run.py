@@ -276,6 +276,11 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms"
 
 
+def med(sample: Sample) -> str:
+    """A median with the number of runs it is the median of."""
+    return f"{ms(sample.median)} ({len(sample.seconds)} runs)"
+
+
 def mib(kb: int) -> str:
     return f"{kb / 1024:.1f} MiB"
 
@@ -317,7 +322,7 @@ def case_startup(tmp: Path, repeats: int) -> Result:
     ]
     return Result(
         "1. start-up",
-        [(name, ms(s.median), mib(s.peak)) for name, s in samples.items()],
+        [(name, med(s), mib(s.peak)) for name, s in samples.items()],
         ratio,
         "≤ 1.10×",
         ratio <= 1.10,
@@ -345,6 +350,7 @@ def case_latest(tmp: Path, repeats: int, sizes: Sequence[int]) -> Result:
         build_run(run, count)
         print(f"  built {count} checkpoints in {time.perf_counter() - start:.1f} s", flush=True)
         runs[count] = run
+    os.sync()  # written back now, not by the kernel's flusher in the middle of the timings
     samples = interleaved(
         {
             f"ckpt latest, {n:,} checkpoints": process_job([CKPT, "latest", str(r)])
@@ -357,7 +363,7 @@ def case_latest(tmp: Path, repeats: int, sizes: Sequence[int]) -> Result:
     biggest = max(sizes)
     ratio = times[-1].median / times[0].median
     rows = [
-        (f"{name} ({opens[n]} metadata.json opened)", ms(s.median), mib(s.peak))
+        (f"{name} ({opens[n]} metadata.json opened)", med(s), mib(s.peak))
         for (name, s), n in zip(samples.items(), runs, strict=True)
     ]
     # The floor of any `latest` that looks at every name: listing the directory in a new
@@ -372,7 +378,7 @@ def case_latest(tmp: Path, repeats: int, sizes: Sequence[int]) -> Result:
         },
         repeats,
     )
-    rows += [(name, ms(s.median), mib(s.peak)) for name, s in floors.items()]
+    rows += [(name, med(s), mib(s.peak)) for name, s in floors.items()]
     small_list, big_list = floors.values()
     # The stale-save check: when the run directory changed after the latest checkpoint was
     # saved (a later prune, a save in progress, a file written beside the checkpoints), latest
@@ -384,7 +390,7 @@ def case_latest(tmp: Path, repeats: int, sizes: Sequence[int]) -> Result:
     rows.append(
         (
             f"ckpt latest, {biggest:,}, run dir changed after the latest save (stale check runs)",
-            ms(cue["cue"].median),
+            med(cue["cue"]),
             mib(cue["cue"].peak),
         )
     )
@@ -419,6 +425,7 @@ def case_list(tmp: Path, repeats: int, count: int, floats: int) -> Result:
     build_run(run, count, content=lambda step: metadata_bytes(step, state))
     build_run(seed_run, count, content=lambda step: metadata_bytes(step, state, seed_layout=True))
     size = (run / "checkpoint-0" / "metadata.json").stat().st_size
+    os.sync()  # 480 MB just written: written back now, not in the middle of the timings
     floor = tmp / "list_floor.py"
     floor.write_text(LIST_FLOOR)
     samples = interleaved(
@@ -443,11 +450,19 @@ def case_list(tmp: Path, repeats: int, count: int, floats: int) -> Result:
     ratio = ours.median / floor_s.median
     in_ratio = inproc["ckpt"]["list"] / inproc["ckpt"]["floor"]
     seed_ratio = inproc["seed"]["list"] / inproc["seed"]["floor"]
-    rows = [(name, ms(s.median), mib(s.peak)) for name, s in samples.items()]
+    rows = [(name, med(s), mib(s.peak)) for name, s in samples.items()]
     rows += [
-        ("in one process: the floor loop", ms(inproc["ckpt"]["floor"]), "-"),
-        ("in one process: list --json (ckpt layout)", ms(inproc["ckpt"]["list"]), "-"),
-        ("in one process: list --json (seed-crate layout)", ms(inproc["seed"]["list"]), "-"),
+        ("in one process: the floor loop", f"{ms(inproc['ckpt']['floor'])} ({repeats} runs)", "-"),
+        (
+            "in one process: list --json (ckpt layout)",
+            f"{ms(inproc['ckpt']['list'])} ({repeats} runs)",
+            "-",
+        ),
+        (
+            "in one process: list --json (seed-crate layout)",
+            f"{ms(inproc['seed']['list'])} ({repeats} runs)",
+            "-",
+        ),
     ]
     return Result(
         f"3. list --json, {count} checkpoints × {floats:,} floats",
@@ -523,7 +538,7 @@ def case_prune(tmp: Path, repeats: int, count: int) -> Result:
     rows = {**samples, **unsynced}
     return Result(
         f"4. prune {count:,} → {keep}",
-        [(name, ms(s.median), mib(s.peak)) for name, s in rows.items()],
+        [(name, med(s), mib(s.peak)) for name, s in rows.items()],
         ratio,
         "≤ 1.3×",
         ratio <= 1.3,
@@ -567,7 +582,7 @@ def case_save(tmp: Path, repeats: int, floats: int) -> Result:
     return Result(
         f"5. save, {floats:,} floats",
         [
-            (name, ms(s.median), f"+{mib(int(statistics.median(s.peak_kb)))}")
+            (name, med(s), f"+{mib(int(statistics.median(s.peak_kb)))}")
             for name, s in samples.items()
         ],
         ratio,
@@ -614,9 +629,9 @@ def render(
         "# Benchmarks",
         "",
         "Written by `make bench` (`benchmarks/run.py`); do not edit by hand. Each figure is the "
-        f"median of {args.repeats} interleaved runs (fewer where marked), measured against its "
-        "floor in the same run: the machine is shared and noisy, so only the ratios compare "
-        "across runs.",
+        "median of interleaved runs (how many is given beside it), measured against its floor "
+        "in the same run: the machine is shared and noisy, so only the ratios compare across "
+        "runs.",
         "",
         "## Machine",
         "",
@@ -661,7 +676,7 @@ def main() -> None:
             (
                 "2",
                 lambda: case_latest(
-                    tmp, args.repeats, (100, 1000) if quick else (1000, 10_000, 100_000)
+                    tmp, args.repeats * 2, (100, 1000) if quick else (1000, 10_000, 100_000)
                 ),
             ),
             ("3", lambda: case_list(tmp, max(3, args.repeats + 2), 20 if quick else 200, 50_000)),
