@@ -683,7 +683,7 @@ def main() -> None:
             ("4", lambda: case_prune(tmp, 2 if quick else 3, 500 if quick else 10_000)),
             (
                 "5",
-                lambda: case_save(tmp, max(3, args.repeats // 2), 150_000 if quick else 1_500_000),
+                lambda: case_save(tmp, args.repeats + 2, 150_000 if quick else 1_500_000),
             ),
         ]
         # prune last: deleting 10k folders that are on disk leaves the disk discarding freed
