@@ -74,8 +74,9 @@ def run_process(
 SETTLE_LIMIT = 60.0
 
 
-def settle() -> None:
-    """Write back what is dirty, then wait (at most SETTLE_LIMIT seconds) until the disk is quiet.
+def settle(limit: float | None = None) -> None:
+    """Write back what is dirty, then wait (at most `limit`, by default SETTLE_LIMIT seconds)
+    until the disk is quiet.
 
     With ext4's `discard`, the blocks that a deletion freed are trimmed for a while after it,
     and processes started meanwhile stall on I/O: /proc/pressure/io showed tasks stalled 46%
@@ -83,7 +84,7 @@ def settle() -> None:
     the sync alone is done.
     """
     os.sync()
-    deadline = time.monotonic() + SETTLE_LIMIT
+    deadline = time.monotonic() + (SETTLE_LIMIT if limit is None else min(limit, SETTLE_LIMIT))
     while time.monotonic() < deadline:
         try:
             with open("/proc/pressure/io") as handle:
@@ -598,7 +599,7 @@ def case_save(tmp: Path, repeats: int, floats: int) -> Result:
             shutil.rmtree(target.parent)
             # settle the disk: otherwise the next job's first fsync also writes back (and, with
             # `discard`, trims) what the jobs before it left, and ckpt makes three fsyncs
-            os.sync()
+            settle(15.0)
             doc = json.loads(out)
             return doc["seconds"], doc["peak_kb"]
 
@@ -718,7 +719,7 @@ def main() -> None:
             ("4", lambda: case_prune(tmp, 2 if quick else 3, 500 if quick else 10_000)),
             (
                 "5",
-                lambda: case_save(tmp, args.repeats + 2, 150_000 if quick else 1_500_000),
+                lambda: case_save(tmp, args.repeats * 2 + 1, 150_000 if quick else 1_500_000),
             ),
         ]
         # prune last: deleting 10k folders that are on disk leaves the disk discarding freed
