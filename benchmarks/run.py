@@ -712,7 +712,7 @@ def main() -> None:
             (
                 "2",
                 lambda: case_latest(
-                    tmp, args.repeats * 2, (100, 1000) if quick else (1000, 10_000, 100_000)
+                    tmp, args.repeats * 4, (100, 1000) if quick else (1000, 10_000, 100_000)
                 ),
             ),
             ("3", lambda: case_list(tmp, max(3, args.repeats + 2), 20 if quick else 200, 50_000)),
