@@ -48,25 +48,48 @@ class Sample:
         return max(self.peak_kb) if self.peak_kb else 0
 
 
+# Linux hands a child the peak RSS of its parent at the spawn (ru_maxrss survives exec), and
+# this runner grows past 25 MiB: children spawned from it all reported at least that. So the
+# timed commands are spawned by a small helper process (python -I -S, about 9 MiB), and each
+# peak is the command's own, or the helper's when the command stays under it.
+SPAWNER = """import json, os, subprocess, sys, time
+for line in sys.stdin:
+    job = json.loads(line)
+    with open(job["out"], "wb") as out, open(job["err"], "wb") as err:
+        start = time.perf_counter()
+        child = subprocess.Popen(job["cmd"], cwd=job["cwd"], stdout=out, stderr=err)
+        _, status, usage = os.wait4(child.pid, 0)
+        seconds = time.perf_counter() - start
+    print(json.dumps({"seconds": seconds, "peak_kb": usage.ru_maxrss,
+                      "code": os.waitstatus_to_exitcode(status)}), flush=True)
+"""
+_spawner: subprocess.Popen[str] | None = None
+
+
 def run_process(
     cmd: Sequence[str], *, cwd: Path | None = None, ok: Sequence[int] = (0,)
 ) -> tuple[float, int, bytes]:
-    """Wall seconds, peak RSS (KiB) and stdout of one child process (wait4 gives its rusage)."""
-    out = tempfile.TemporaryFile()
-    start = time.perf_counter()
-    child = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(child.pid, 0)
-    seconds = time.perf_counter() - start
-    child.returncode = os.waitstatus_to_exitcode(status)
-    err = child.stderr.read() if child.stderr else b""
-    if child.stderr:
-        child.stderr.close()
-    if child.returncode not in ok:
-        raise SystemExit(f"{' '.join(cmd[:4])}... exited {child.returncode}: {err.decode()}")
-    out.seek(0)
-    data = out.read()
-    out.close()
-    return seconds, usage.ru_maxrss, data
+    """Wall seconds, peak RSS (KiB) and stdout of one child process, spawned and timed by the
+    helper process (wait4 gives its rusage)."""
+    global _spawner
+    if _spawner is None:
+        _spawner = subprocess.Popen(
+            [PY, "-I", "-S", "-c", SPAWNER],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+    assert _spawner.stdin is not None and _spawner.stdout is not None
+    with tempfile.TemporaryDirectory(prefix="ckpt-bench-io-") as io_dir:
+        out, err = Path(io_dir) / "out", Path(io_dir) / "err"
+        job = {"cmd": list(cmd), "cwd": None if cwd is None else str(cwd)}
+        _spawner.stdin.write(json.dumps(job | {"out": str(out), "err": str(err)}) + "\n")
+        _spawner.stdin.flush()
+        done = json.loads(_spawner.stdout.readline())
+        if done["code"] not in ok:
+            message = err.read_text(errors="replace")
+            raise SystemExit(f"{' '.join(cmd[:4])}... exited {done['code']}: {message}")
+        return done["seconds"], done["peak_kb"], out.read_bytes()
 
 
 #: how long `settle` waits for a quiet disk at most (none with --quick: that is a smoke test,
