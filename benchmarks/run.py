@@ -50,7 +50,7 @@ class Sample:
 
 # Linux hands a child the peak RSS of its parent at the spawn (ru_maxrss survives exec), and
 # this runner grows past 25 MiB: children spawned from it all reported at least that. So the
-# timed commands are spawned by a small helper process (python -I -S, about 9 MiB), and each
+# timed commands are spawned by a small helper process (python -I -S, 11-14 MiB), and each
 # peak is the command's own, or the helper's when the command stays under it.
 SPAWNER = """import json, os, subprocess, sys, time
 for line in sys.stdin:
