@@ -85,7 +85,10 @@ def run_process(
         job = {"cmd": list(cmd), "cwd": None if cwd is None else str(cwd)}
         _spawner.stdin.write(json.dumps(job | {"out": str(out), "err": str(err)}) + "\n")
         _spawner.stdin.flush()
-        done = json.loads(_spawner.stdout.readline())
+        line = _spawner.stdout.readline()
+        if not line:  # it died: Popen raised (a missing command), and its traceback is above
+            raise SystemExit(f"the helper process could not run {' '.join(cmd[:4])}...")
+        done = json.loads(line)
         if done["code"] not in ok:
             message = err.read_text(errors="replace")
             raise SystemExit(f"{' '.join(cmd[:4])}... exited {done['code']}: {message}")
