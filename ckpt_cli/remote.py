@@ -26,7 +26,6 @@ import asyncio
 import contextlib
 import glob as globlib
 import os
-import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -67,6 +66,7 @@ from .remote_lock import DEFAULT_TTL, ObjectLock, object_lock
 from .retention import PlanEntry, RetentionPlan, RetentionPolicy, plan_retention
 from .saving import SaveRequest, SaveResult, metadata_for
 from .saving import _check_payloads as check_payloads
+from .saving import _remove_sources as remove_sources
 from .storage import ObjectPath, filesystem, translated
 
 Warn = Callable[[str], None]
@@ -473,12 +473,7 @@ def save_checkpoint(
             lock.check()
         store.fs.pipe_file(f"{root}/{METADATA_NAME}", data)
     if move:
-        for source, _ in placed:
-            with contextlib.suppress(OSError):
-                if source.is_dir() and not source.is_symlink():
-                    shutil.rmtree(source)
-                else:
-                    source.unlink()
+        remove_sources(placed)
     return outcome
 
 

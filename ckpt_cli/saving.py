@@ -53,6 +53,8 @@ def _check_payloads(
 ) -> list[tuple[Path, str]]:
     """The payloads with the names they take in the checkpoint; refuses what cannot go in.
     `run_dir` is the local run directory, which no payload may hold (None for a URL)."""
+    from .manifest import check_recordable_name
+
     placed: dict[str, Path] = {}
     for source in payloads:
         name = source.name
@@ -62,8 +64,6 @@ def _check_payloads(
             raise UsageError(f"{source}: the name {name!r} is reserved by ckpt")
         if not source.exists():
             raise CkptFileSystemError(f"{source}: no such payload file")
-        from .manifest import check_recordable_name
-
         check_recordable_name(source, name)
         if not (source.is_file() or source.is_dir()):
             raise UsageError(f"{source}: not a regular file or a folder")
@@ -186,16 +186,20 @@ def _is_temp(name: str) -> bool:
     return _TEMP_RE.fullmatch(name) is not None
 
 
+def _remove_path(path: Path) -> None:
+    """Remove a file, a link (never followed) or a folder with all it holds."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        os.unlink(path)
+
+
 def _remove_temps(folder: Path) -> None:
     """Remove what a killed save left in a folder it was writing into: its temp files and
     half-placed payloads. The run lock is held, so no live save owns them."""
     for name in os.listdir(folder):
         if _is_temp(name):
-            path = folder / name
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
-            else:
-                os.unlink(path)
+            _remove_path(folder / name)
 
 
 def _fill(folder: Path, payloads: list[tuple[Path, str]], move: bool, progress: Progress) -> None:
@@ -209,12 +213,10 @@ def _fill(folder: Path, payloads: list[tuple[Path, str]], move: bool, progress: 
         dest = folder / name
         temp = folder / f".{name}.tmp-{atomic.token()}"
         _place(source, temp, move, progress)
-        if dest.is_dir() and not dest.is_symlink():
-            shutil.rmtree(dest)
-        elif os.path.lexists(dest):
+        if os.path.lexists(dest):
             # never write into an existing file: it may be a hard link shared with the old
             # checkpoint that is being replaced
-            os.unlink(dest)
+            _remove_path(dest)
         os.rename(temp, dest)
 
 
@@ -225,10 +227,7 @@ def _remove_sources(payloads: list[tuple[Path, str]]) -> None:
     """
     for source, _ in payloads:
         with contextlib.suppress(OSError):
-            if source.is_dir() and not source.is_symlink():
-                shutil.rmtree(source)
-            else:
-                os.unlink(source)
+            _remove_path(source)
         atomic.fault_point("save:source-removed")
 
 
