@@ -211,9 +211,9 @@ def _ordered_steps(names: list[str]) -> Iterator[tuple[int, str]]:
     """`_candidates(names)`, lazily.
 
     Without zero padding, numeric order is (length, text) order, so the digits are sorted by
-    length only; in each length group, from the longest, the highest is found first, and the
-    group is sorted only when more is asked for. Only the steps actually visited are turned
-    into integers. A listing with padded names takes the general path.
+    length only, and each length group, from the longest, by text when it is reached. Only
+    the steps actually visited are turned into integers. A listing with padded names takes
+    the general path.
     """
     text = "/" + "/".join(names) + "/"
     if _PADDED_NAME_RE.search(text):
@@ -225,11 +225,7 @@ def _ordered_steps(names: list[str]) -> Iterator[tuple[int, str]]:
     end = len(digits)
     while end:
         start = bisect_left(digits, len(digits[end - 1]), 0, end, key=len)
-        group = digits[start:end]
-        top = max(group)
-        yield int(top), "checkpoint-" + top
-        group.sort(reverse=True)
-        for step_text in group[1:]:  # names are unique: the first one is `top`
+        for step_text in sorted(digits[start:end], reverse=True):
             yield int(step_text), "checkpoint-" + step_text
         end = start
 
