@@ -183,37 +183,20 @@ def _ok(*args: object) -> None:
     assert ended.status == 0, (args, ended.stdout, ended.stderr)
 
 
+def _save_argv(
+    run: Path, step: int, *extra: object, loss: float = 0.3, rng: int | None = None
+) -> list[object]:
+    """`ckpt save` of `step` into `run` (rng state: the step, unless given)."""
+    rng = step if rng is None else rng
+    return ["save", run, "--step", step, "--loss", loss, "--rng-state", rng, *extra]
+
+
 def _next_save(run: Path) -> None:
-    _ok(
-        "save",
-        run,
-        "--step",
-        500,
-        "--loss",
-        0.2,
-        "--rng-state",
-        500,
-        "--keep-last",
-        2,
-        "--stale-after",
-        "0s",
-    )
+    _ok(*_save_argv(run, 500, "--keep-last", 2, "--stale-after", "0s", loss=0.2))
 
 
 def _save_args(lab: Lab, run: Path, *extra: object) -> list[object]:
-    return [
-        "save",
-        run,
-        "--step",
-        400,
-        "--loss",
-        0.3,
-        "--rng-state",
-        400,
-        "--optimizer-state",
-        lab.small_state_file,
-        *extra,
-    ]
+    return _save_argv(run, 400, "--optimizer-state", lab.small_state_file, *extra)
 
 
 def _api_save(lab: Lab, run: Path, step: int, rng: int, big: bool, payloads: list[Path]) -> Action:
@@ -298,17 +281,7 @@ def _save_api(big: bool) -> Op:
 def _save_cli_big() -> Op:
     def action(lab: Lab, run: Path) -> Action:
         return cli_action(
-            "save",
-            run,
-            "--step",
-            400,
-            "--loss",
-            0.3,
-            "--rng-state",
-            400,
-            "--optimizer-state",
-            lab.big_state_file,
-            lab.payloads[0],
+            *_save_argv(run, 400, "--optimizer-state", lab.big_state_file, lab.payloads[0])
         )
 
     def recover(lab: Lab, run: Path) -> None:
@@ -348,18 +321,7 @@ def _framework_intact(lab: Lab, run: Path) -> list[str]:
 
 def _seal_cli() -> Op:
     def action(lab: Lab, run: Path) -> Action:
-        return cli_action(
-            "save",
-            run,
-            "--step",
-            400,
-            "--loss",
-            0.3,
-            "--rng-state",
-            400,
-            lab.payloads[2],
-            lab.payloads[3],
-        )
+        return cli_action(*_save_argv(run, 400, lab.payloads[2], lab.payloads[3]))
 
     def extra(lab: Lab, run: Path) -> list[str]:
         # the framework's files are there, whatever happened; and nothing half-copied
@@ -396,19 +358,16 @@ def _replace(api: bool, fallback: bool = False) -> Op:
             inner = _api_save(lab, run, 300, 301, False, [lab.payloads[0], lab.payloads[3]])
         else:
             inner = cli_action(
-                "save",
-                run,
-                "--step",
-                300,
-                "--force",
-                "--loss",
-                0.3,
-                "--rng-state",
-                301,
-                "--optimizer-state",
-                lab.small_state_file,
-                lab.payloads[0],
-                lab.payloads[3],
+                *_save_argv(
+                    run,
+                    300,
+                    "--force",
+                    "--optimizer-state",
+                    lab.small_state_file,
+                    lab.payloads[0],
+                    lab.payloads[3],
+                    rng=301,
+                )
             )
         if not fallback:
             return inner
