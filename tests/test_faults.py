@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import orjson
@@ -259,16 +259,16 @@ def _save_cli() -> Op:
     )
 
 
-def _save_api(big: bool) -> Op:
-    def action(lab: Lab, run: Path) -> Action:
-        return _api_save(lab, run, 400, 400, big, [] if big else lab.payloads)
+def _new_checkpoint_400(name: str, action: Callable[[Lab, Path], Action]) -> Op:
+    """A save of a new checkpoint-400 beside the old ones: after a kill it is absent or
+    valid; the recovery runs it again if it is absent, then the next save."""
 
     def recover(lab: Lab, run: Path) -> None:
         _retry_if(run, "checkpoint-400", [ABSENT], action(lab, run))
         _next_save(run)
 
     return Op(
-        f"save (API, {'1M-float state' if big else '4 payloads'})",
+        name,
         "save",
         lambda lab: lab.base,
         action,
@@ -278,24 +278,19 @@ def _save_api(big: bool) -> Op:
     )
 
 
+def _save_api(big: bool) -> Op:
+    return _new_checkpoint_400(
+        f"save (API, {'1M-float state' if big else '4 payloads'})",
+        lambda lab, run: _api_save(lab, run, 400, 400, big, [] if big else lab.payloads),
+    )
+
+
 def _save_cli_big() -> Op:
-    def action(lab: Lab, run: Path) -> Action:
-        return cli_action(
-            *_save_argv(run, 400, "--optimizer-state", lab.big_state_file, lab.payloads[0])
-        )
-
-    def recover(lab: Lab, run: Path) -> None:
-        _retry_if(run, "checkpoint-400", [ABSENT], action(lab, run))
-        _next_save(run)
-
-    return Op(
+    return _new_checkpoint_400(
         "save (CLI, 1M-float state)",
-        "save",
-        lambda lab: lab.base,
-        action,
-        {**OLD, "checkpoint-400": [ABSENT, valid(400)]},
-        {"checkpoint-400": valid(400), "checkpoint-500": valid(500)},
-        recover=recover,
+        lambda lab, run: cli_action(
+            *_save_argv(run, 400, "--optimizer-state", lab.big_state_file, lab.payloads[0])
+        ),
     )
 
 
@@ -442,21 +437,8 @@ def _move_cli() -> Op:
                     problems.append(f"moved payload {relative} lost")
         return problems
 
-    def recover(lab: Lab, run: Path) -> None:
-        if snapshot(run).get("checkpoint-400", ABSENT) == ABSENT:
-            _ok(*_save_args(lab, run, "--move", *sources(run)))
-        _next_save(run)
-
-    return Op(
-        "save --move (CLI, 3 payloads)",
-        "save",
-        lambda lab: lab.base,
-        action,
-        {**OLD, "checkpoint-400": [ABSENT, valid(400)]},
-        {"checkpoint-400": valid(400), "checkpoint-500": valid(500)},
-        prepare=prepare,
-        extra=extra,
-        recover=recover,
+    return replace(
+        _new_checkpoint_400("save --move (CLI, 3 payloads)", action), prepare=prepare, extra=extra
     )
 
 
