@@ -137,19 +137,21 @@ class Checkpoint:
         return cls._from_metadata(meta, folder)
 
     @staticmethod
-    def cleanup_old(config: CheckpointConfig) -> list[Location]:
+    def cleanup_old(config: CheckpointConfig, *, delete_incomplete: bool = False) -> list[Location]:
         """Delete all but the newest `config.max_checkpoints` checkpoints; returns what went.
 
         Runs the same retention engine and safety rules as `ckpt prune --keep-last N`: the
-        latest valid and the most recently saved are always kept, and nothing that is not a
-        checkpoint is touched.
+        latest valid and the most recently saved are always kept, nothing that is not a
+        checkpoint is touched, and a checkpoint folder that is incomplete or corrupt (another
+        tool's, or a crash) is kept unless `delete_incomplete`, and then only once stale.
         """
         from .pruning import prune_run_dir
         from .retention import RetentionPolicy
 
-        result = prune_run_dir(
-            location(config.output_dir), RetentionPolicy(keep_last=config.max_checkpoints)
+        policy = RetentionPolicy(
+            keep_last=config.max_checkpoints, delete_incomplete=delete_incomplete
         )
+        result = prune_run_dir(location(config.output_dir), policy)
         return [entry.record.path for entry in result.deleted]
 
 

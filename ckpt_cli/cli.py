@@ -25,6 +25,7 @@ from .errors import CkptError, CkptFileSystemError, PartialFailureError, UsageEr
 from .format import Metadata, metadata_to_json
 from .locking import DEFAULT_LOCK_TIMEOUT
 from .params import (
+    DeleteIncompleteOpt,
     FieldOpt,
     JsonOpt,
     KeepBestOpt,
@@ -151,7 +152,7 @@ def _root(
 
 
 def _show_metadata(folder: Location, meta: Metadata, as_json: bool, field: str | None) -> None:
-    doc = metadata_to_json(meta, path=str(folder))
+    doc = metadata_to_json(meta, path=str(folder), status="valid")
     if field is not None:
         if field not in doc:
             raise UsageError(f"--field: unknown field {field!r} (known: {', '.join(doc)})")
@@ -245,6 +246,7 @@ def save(
     keep_weekly: KeepWeeklyOpt = None,
     min_age: MinAgeOpt = None,
     stale_after: StaleAfterOpt = None,
+    delete_incomplete: DeleteIncompleteOpt = False,
     lock_timeout: LockTimeoutOpt = DEFAULT_LOCK_TIMEOUT,
     as_json: JsonOpt = False,
 ) -> None:
@@ -260,10 +262,14 @@ def save(
 
     policy = None
     rules = (keep_last, keep_best, keep_every, keep_within, keep_daily, keep_weekly)
-    if any(rule is not None for rule in rules) or min_age is not None or stale_after is not None:
-        policy = build_policy(*rules, min_age, stale_after)
+    guards = (min_age, stale_after, delete_incomplete or None)
+    if any(option is not None for option in (*rules, *guards)):
+        policy = build_policy(*rules, min_age, stale_after, delete_incomplete)
         if not policy.has_rule:
-            raise UsageError("--min-age and --stale-after need a --keep-* rule to go with them")
+            raise UsageError(
+                "--min-age, --stale-after and --delete-incomplete need a --keep-* rule "
+                "to go with them"
+            )
     _checked("--step", step, check_u64)
     for option, value in (("--loss", loss), ("--best-loss", best_loss)):
         if value is not None:
@@ -299,8 +305,9 @@ def save(
             {
                 "path": str(result.path),
                 "outcome": result.outcome,
-                "step": step,
+                "global_step": step,
                 "best_loss": result.best_loss,
+                "status": "valid",
             }
         )
     else:
@@ -541,6 +548,7 @@ def prune(
     keep_weekly: KeepWeeklyOpt = None,
     min_age: MinAgeOpt = None,
     stale_after: StaleAfterOpt = None,
+    delete_incomplete: DeleteIncompleteOpt = False,
     recursive: Annotated[
         bool,
         typer.Option(
@@ -558,6 +566,9 @@ def prune(
 ) -> None:
     """Delete old checkpoints by OR'd keep rules; the latest and newest save are always kept.
 
+    Incomplete or corrupt checkpoint folders (another tool's, or a crash) are kept and listed
+    with the reason; --delete-incomplete removes them once older than --stale-after.
+
     Example: ckpt prune '/data/runs/*/checkpoints' --keep-last 3 --keep-best 1 --min-age 2h --yes
     """
     from .params import build_policy
@@ -565,7 +576,15 @@ def prune(
     from .rundir import expand_run_dirs
 
     policy = build_policy(
-        keep_last, keep_best, keep_every, keep_within, keep_daily, keep_weekly, min_age, stale_after
+        keep_last,
+        keep_best,
+        keep_every,
+        keep_within,
+        keep_daily,
+        keep_weekly,
+        min_age,
+        stale_after,
+        delete_incomplete,
     )
     if not policy.has_rule:
         raise UsageError(
@@ -645,7 +664,16 @@ def verify(
 
     with _byte_progress("hashing payload") as progress:
         single, reports = verify_target(path, progress)
-    docs = [{"path": str(r.path), "ok": r.ok, "problems": r.problems} for r in reports]
+    docs = [
+        {
+            "path": str(r.path),
+            "global_step": r.step,
+            "status": r.status,
+            "ok": r.ok,
+            "problems": r.problems,
+        }
+        for r in reports
+    ]
     if as_json:
         output.json_document(docs[0] if single else docs)
     else:

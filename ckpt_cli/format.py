@@ -416,11 +416,15 @@ def encode_metadata(meta: Metadata, *, state_checked: bool = False) -> bytes:
     return _dumps(_document(meta, optimizer_state))
 
 
-def metadata_to_json(meta: Metadata, *, path: str | None = None) -> dict[str, Any]:
+def metadata_to_json(
+    meta: Metadata, *, path: str | None = None, status: str | None = None
+) -> dict[str, Any]:
     """A flat JSON-ready view (for --json and --field): seed keys, then ckpt's, then extras."""
     out: dict[str, Any] = {}
     if path is not None:
         out["path"] = path
+    if status is not None:
+        out["status"] = status
     out.update(
         epoch=meta.epoch,
         global_step=meta.global_step,

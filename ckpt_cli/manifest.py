@@ -171,6 +171,10 @@ class VerifyReport:
     path: Location
     problems: list[str]
     error: CkptError | None = None
+    #: the checkpoint's step: its metadata's global_step, else the one its name says
+    step: int | None = None
+    #: valid / incomplete / corrupt: the state of its marker (`ok` judges the payload too)
+    status: str = "valid"
 
     @property
     def ok(self) -> bool:
@@ -205,9 +209,14 @@ def verify_target(
         try:
             meta = read_metadata(current)
         except CkptError as exc:
-            reports.append(VerifyReport(current, [str(exc)], exc))
+            incomplete = isinstance(exc, InvalidCheckpointError) and not os.path.lexists(
+                current / METADATA_NAME
+            )
+            status = "incomplete" if incomplete else "corrupt"
+            step = step_from_name(current.name)
+            reports.append(VerifyReport(current, [str(exc)], exc, step, status))
             continue
         problems = [] if meta.manifest is None else check_manifest(current, meta.manifest, progress)
         error = VerifyError(f"{current}: {problems[0]}") if problems else None
-        reports.append(VerifyReport(current, [str(p) for p in problems], error))
+        reports.append(VerifyReport(current, [str(p) for p in problems], error, meta.global_step))
     return single, reports

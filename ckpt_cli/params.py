@@ -89,7 +89,16 @@ StaleAfterOpt = Annotated[
     typer.Option(
         "--stale-after",
         metavar="DUR",
-        help="Remove abandoned staging/incomplete folders older than DUR [default: 24h].",
+        help="How old ckpt's own abandoned staging folders (and, with --delete-incomplete, "
+        "incomplete or corrupt checkpoints) must be to be removed [default: 24h].",
+    ),
+]
+DeleteIncompleteOpt = Annotated[
+    bool,
+    typer.Option(
+        "--delete-incomplete",
+        help="Also remove checkpoint folders that are incomplete or corrupt once older than "
+        "--stale-after; without it they are kept (ckpt never deletes what it cannot read).",
     ),
 ]
 
@@ -115,6 +124,7 @@ def build_policy(
     keep_weekly: int | None = None,
     min_age: str | None = None,
     stale_after: str | None = None,
+    delete_incomplete: bool = False,
 ) -> RetentionPolicy:
     """The retention policy the keep options describe (it may have no rule: callers decide)."""
     from .retention import RetentionPolicy
@@ -129,6 +139,7 @@ def build_policy(
             keep_daily=keep_daily,
             keep_weekly=keep_weekly,
             min_age=parse_duration_option("--min-age", min_age),
+            delete_incomplete=delete_incomplete,
         )
         if stale is not None:
             policy = RetentionPolicy(**{**policy.__dict__, "stale_after": stale})

@@ -28,6 +28,10 @@ Status = Literal["valid", "incomplete", "corrupt"]
 
 MAX_U64 = 2**64 - 1
 METADATA_NAME = "metadata.json"
+#: On an object store, which has no rename, a deletion condemns a checkpoint folder by writing
+#: this object into it before anything else goes: a folder holding it is an interrupted
+#: deletion (the local `.checkpoint-<step>.deleting-*` rename), which the next prune finishes.
+DELETING_MARK = ".ckpt-deleting"
 LOCK_NAME = ".ckpt.lock"
 
 CHECKPOINT_RE = re.compile(r"checkpoint-([0-9]+)")
@@ -73,6 +77,7 @@ class CheckpointRecord:
     #: the checkpoint's own loss (`ckpt.loss` in metadata), when recorded
     loss: float | None = None
     best_loss: float | None = None
+    rng_state: int | None = None
     #: POSIX seconds: `ckpt.saved_at` from metadata, else the folder's mtime
     saved_at: float | None = None
     #: bytes on disk of the folder's files (None when not measured)

@@ -55,6 +55,7 @@ from .locking import DEFAULT_LOCK_TIMEOUT
 from .manifest import ManifestProblem, VerifyReport, compare_manifest
 from .pruning import PruneResult
 from .records import (
+    DELETING_MARK,
     MAX_U64,
     METADATA_NAME,
     CheckpointRecord,
@@ -326,6 +327,11 @@ def _classify(
     step = step_from_name(name)
     if step is None or set(group) == {""}:
         return CheckpointRecord(path, name, "other", "valid", step=step, size=size), None
+    if DELETING_MARK in group:  # condemned by a prune that was interrupted
+        record = CheckpointRecord(
+            path, name, "trash", "incomplete", step=step, saved_at=newest, size=size
+        )
+        return record, None
     if step > MAX_U64:
         error = f"{display_name(name)}: step number past 2^64-1"
         record = CheckpointRecord(
@@ -433,6 +439,13 @@ def save_checkpoint(
     root = store.key(folder)
     with translated(folder, "cannot save checkpoint"):
         existing = store.objects(folder)
+        if DELETING_MARK in existing:
+            # what an interrupted prune condemned is finished first, never sealed or replaced
+            store.remove(
+                [f"{root}/{relative}" for relative in existing if relative != DELETING_MARK]
+            )
+            store.fs.rm_file(f"{root}/{DELETING_MARK}")
+            existing = {}
         has_marker = METADATA_NAME in existing
         if has_marker and not force:
             raise UsageError(
@@ -571,22 +584,32 @@ def _folder_keys(keys: Sequence[str], folder: str) -> list[str]:
 
 def _delete(
     store: Store, run: ObjectPath, listing: _Listing, entry: PlanEntry, lock: ObjectLock | None
-) -> list[str]:
-    """Delete one entry's objects, marker first; returns its directory keys (see
-    `_folder_keys`), which can only go once their objects are gone."""
+) -> tuple[list[str], list[str]]:
+    """Delete one entry's objects, condemning a checkpoint first and its marker next; returns
+    its tombstone and directory keys (see `_folder_keys`), which go once the rest is gone."""
     name = entry.record.name
     keys = listing.keys.get(name, [])
     folder = f"{store.key(run)}/{name}"
     marker = [k for k in keys if k == f"{folder}/{METADATA_NAME}"]
+    tombstone = f"{folder}/{DELETING_MARK}"
     if lock is not None:
         lock.check()
-    if marker:  # the marker first: from here on the checkpoint is incomplete, never valid
+    if entry.record.kind == "checkpoint":
+        # Condemned first: a prune killed from here on leaves an interrupted deletion, which
+        # the next prune finishes, rather than an incomplete folder that it must keep.
+        store.fs.pipe_file(tombstone, b"")
+        atomic.fault_point("remote:delete:after-tombstone")
+    if marker:  # the marker next: from here on the checkpoint is incomplete, never valid
         store.fs.rm_file(marker[0])
         atomic.fault_point("remote:delete:after-marker")
-    rest = [k for k in keys if k not in marker]
+    rest = [k for k in keys if k not in marker and k != tombstone]
     if rest:
         store.remove(rest)
-    return _folder_keys(keys, folder) if entry.record.kind == "checkpoint" else []
+    if entry.record.kind not in ("checkpoint", "trash"):
+        return [], []
+    # The tombstones go in one bulk delete at the end, before the emptied folders: should that
+    # fail, a folder holds nothing but its tombstone, and the next prune finishes the job.
+    return [tombstone], _folder_keys(keys, folder)
 
 
 def prune_locked(
@@ -603,21 +626,27 @@ def prune_locked(
     listing = _scan(store, run)
     plan = plan_retention(listing.records, policy, time.time() if now is None else now)
     result = PruneResult(run, plan, dry_run=False)
+    tombstones: list[str] = []
     emptied: list[str] = []
     for entry in plan.entries:
         if entry.decision != "delete":
             continue
         try:
             with translated(entry.record.path, "cannot delete"):
-                emptied += _delete(store, run, listing, entry, lock)
+                condemned, folders = _delete(store, run, listing, entry, lock)
         except CkptFileSystemError as exc:
             result.failed.append((entry, str(exc).split(": ", 1)[-1]))
             continue
+        tombstones += condemned
+        emptied += folders
         result.deleted.append(entry)
         progress(entry)
-    if emptied:  # tidiness only: an emptied directory is never taken for a checkpoint
-        with contextlib.suppress(CkptFileSystemError), translated(run, "cannot delete"):
-            store.remove(emptied)
+    # tidiness only: a folder holding just its tombstone is finished by the next prune, and an
+    # emptied directory is never taken for a checkpoint
+    for keys in (tombstones, emptied):
+        if keys:
+            with contextlib.suppress(CkptFileSystemError), translated(run, "cannot delete"):
+                store.remove(keys)
     return result
 
 
@@ -724,7 +753,10 @@ def verify_target(
             if meta is None:
                 meta = read_metadata(current, store)
         except CkptError as exc:
-            reports.append(VerifyReport(current, [str(exc)], exc))
+            incomplete = isinstance(exc, InvalidCheckpointError) and METADATA_NAME not in below
+            status = "incomplete" if incomplete else "corrupt"
+            step = step_from_name(current.name)
+            reports.append(VerifyReport(current, [str(exc)], exc, step, status))
             continue
         problems = (
             []
@@ -732,7 +764,7 @@ def verify_target(
             else _check_manifest(store, current, meta.manifest, below, progress)
         )
         error = VerifyError(f"{current}: {problems[0]}") if problems else None
-        reports.append(VerifyReport(current, [str(p) for p in problems], error))
+        reports.append(VerifyReport(current, [str(p) for p in problems], error, meta.global_step))
     return single, reports
 
 

@@ -7,6 +7,12 @@ property-testable and what makes `--dry-run` print exactly the plan a real run c
 
 Rules are OR'd, restic-style: a valid checkpoint is kept when any rule keeps it, and its reasons
 name every rule that does. Only valid checkpoints are subject to the rules and count toward any N.
+
+ckpt never deletes what it cannot read: a visible checkpoint folder that is incomplete (no
+completeness signal) or corrupt (its marker does not validate) may be another tool's data, so
+it is kept, with a reason that says how to reclaim it, unless the policy says
+`delete_incomplete`, and then only once it is older than `stale_after`. ckpt's own hidden
+staging and trash folders are its own leftovers and are removed as before.
 """
 
 from __future__ import annotations
@@ -28,8 +34,9 @@ __all__ = [
     "plan_retention",
 ]
 
-#: How old (seconds) a staging folder, an incomplete or a corrupt checkpoint must be before it is
-#: taken for abandoned. A day: far longer than any save takes, short enough to reclaim disk soon.
+#: How old (seconds) a staging folder (or, with `delete_incomplete`, an incomplete or a corrupt
+#: checkpoint) must be before it is taken for abandoned. A day: far longer than any save takes,
+#: short enough to reclaim disk soon.
 DEFAULT_STALE_AFTER: float = 24 * 3600.0
 
 Decision = Literal["keep", "delete", "skip"]
@@ -60,8 +67,13 @@ class RetentionPolicy:
     keep_weekly: int | None = None
     min_age: float | None = None
     stale_after: float = DEFAULT_STALE_AFTER
+    delete_incomplete: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.delete_incomplete, bool):
+            raise ValueError(
+                f"delete_incomplete must be True or False, got {self.delete_incomplete!r}"
+            )
         for name in (*_COUNT_FIELDS, "keep_every"):
             value = getattr(self, name)
             if value is None:
@@ -315,20 +327,35 @@ def _leftover_entry(record: CheckpointRecord, policy: RetentionPolicy, now: floa
         # Renamed aside by a deletion that was interrupted: it was already condemned, and its name
         # no longer looks like a checkpoint, so finishing the job is always right.
         return PlanEntry(record, "delete", ("interrupted deletion",))
+    if record.kind == "checkpoint":
+        return _unreadable_entry(record, policy, now)
     old = _older_than_limit(record, policy, now)
-    if record.status == "corrupt" and record.kind == "checkpoint":
-        # Kept for a while so that a person can look at what went wrong.
-        if old:
-            return PlanEntry(record, "delete", ("stale corrupt",))
-        return PlanEntry(record, "keep", ("corrupt",))
-    # A staging folder, or a checkpoint folder without metadata.json: a save that may still be
-    # running (a framework writing weights before `ckpt save` seals it), or one that crashed.
-    what = "staging" if record.kind == "staging" else "incomplete"
+    # ckpt's own hidden staging folder: a save that may still be running, or one that crashed.
     if old is None:
-        return PlanEntry(record, "skip", (f"undated {what}",))
+        return PlanEntry(record, "skip", ("undated staging",))
     if old:
-        return PlanEntry(record, "delete", (f"stale {what}",))
-    return PlanEntry(record, "skip", (f"fresh {what}",))
+        return PlanEntry(record, "delete", ("stale staging",))
+    return PlanEntry(record, "skip", ("fresh staging",))
+
+
+def _unreadable_entry(record: CheckpointRecord, policy: RetentionPolicy, now: float) -> PlanEntry:
+    """An incomplete or corrupt checkpoint folder: kept, since it may be another tool's data (a
+    framework still writing, or a layout ckpt does not know), unless `delete_incomplete` and
+    it is stale. The reasons name the problem and how to reclaim the space."""
+    problem = "corrupt" if record.status == "corrupt" else "incomplete"
+    limit = format_duration_exact(policy.stale_after)
+    if not policy.delete_incomplete:
+        how = f"never deleted without --delete-incomplete (then once older than {limit})"
+        return PlanEntry(record, "keep", (problem, how))
+    old = _older_than_limit(record, policy, now)
+    if old:
+        return PlanEntry(record, "delete", (f"stale {problem}",))
+    if old is None:
+        return PlanEntry(record, "keep", (problem, "age unknown, never taken for stale"))
+    saved_at = _saved_at(record)
+    if saved_at is not None and now - saved_at > policy.stale_after:
+        return PlanEntry(record, "keep", (problem, "younger than min-age"))
+    return PlanEntry(record, "keep", (problem, f"not older than {limit} yet"))
 
 
 def plan_retention(

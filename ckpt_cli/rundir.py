@@ -410,6 +410,7 @@ def valid_record(
         epoch=meta.epoch,
         loss=meta.loss,
         best_loss=meta.best_loss,
+        rng_state=meta.rng_state,
         saved_at=saved_at,
         size=size,
         error=mismatch,

@@ -58,20 +58,26 @@ def markers_for(records: Sequence[CheckpointRecord]) -> dict[str, list[str]]:
     return marks
 
 
-def record_json(record: CheckpointRecord, markers: list[str]) -> dict[str, Any]:
+def record_values(record: CheckpointRecord) -> dict[str, Any]:
+    """A record's values under the format's keys: the one vocabulary of every JSON document
+    (`list`, `prune` entries, `load`, `latest`, `verify` name the same things the same way)."""
     return {
         "path": str(record.path.parent / record.display),
         "name": record.display,
-        "step": record.step,
+        "global_step": record.step,
         "epoch": record.epoch,
         "loss": record.loss,
         "best_loss": record.best_loss,
+        "rng_state": record.rng_state,
         "saved_at": iso(record.saved_at),
         "size": record.size,
         "status": status_of(record),
-        "markers": markers,
-        "error": record.error,
     }
+
+
+def record_json(record: CheckpointRecord, markers: list[str]) -> dict[str, Any]:
+    """One row of `list --json`."""
+    return {**record_values(record), "markers": markers, "error": record.error}
 
 
 #: How `list --sort` orders rows. Each order puts first the rows that matter most for its key,
@@ -327,17 +333,10 @@ def prune_json(
         for entry in result.plan.entries:
             record = entry.record
             item: dict[str, Any] = {
-                "path": str(record.path.parent / record.display),
-                "name": record.display,
-                "step": record.step,
+                **record_values(record),
                 "kind": record.kind,
-                "status": record.status,
                 "decision": entry.decision,
                 "reasons": list(entry.reasons),
-                "loss": record.loss,
-                "best_loss": record.best_loss,
-                "saved_at": iso(record.saved_at),
-                "size": record.size,
             }
             if entry.decision == "delete":
                 item["deleted"] = (not dry_run) and record.path in deleted
@@ -355,10 +354,14 @@ def prune_json(
 
 
 def prune_lines(results: Sequence[PruneResult], dry_run: bool) -> list[str]:
-    """Plain lines a log file can keep: one per deleted folder, then a summary per run."""
+    """Plain lines a log file can keep: one per deleted folder and per checkpoint folder kept
+    because ckpt cannot read it (with how to reclaim it), then a summary per run."""
     verb = "would delete" if dry_run else "deleted"
     lines = []
     for result in results:
+        for entry in result.plan.kept:
+            if not entry.record.is_valid_checkpoint:
+                lines.append(f"kept {entry.record.path} ({', '.join(entry.reasons)})")
         for entry in result.deleted:
             what = "stale" if entry.is_stale else "checkpoint"
             lines.append(

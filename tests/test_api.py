@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -87,6 +88,30 @@ def test_cleanup_old_never_touches_other_names(run_dir: Path) -> None:
     Checkpoint.cleanup_old(CheckpointConfig(output_dir=run_dir, max_checkpoints=1))
     assert (run_dir / "notes.txt").exists() and (run_dir / "checkpoint-best").exists()
     assert [p.name for p in run_dir.glob("checkpoint-[0-9]*")] == ["checkpoint-3"]
+
+
+def test_cleanup_old_keeps_what_it_cannot_read(run_dir: Path) -> None:
+    for step in (1, 2, 3):
+        make_checkpoint(run_dir, step)
+    foreign = run_dir / "checkpoint-10"  # a framework's folder: no metadata.json
+    foreign.mkdir()
+    (foreign / "trainer_state.json").write_text("{}")
+    corrupt = run_dir / "checkpoint-2" / "metadata.json"
+    corrupt.write_text("{ broken")
+    month_ago = time.time() - 30 * 86400
+    for folder in (foreign, corrupt.parent):
+        os.utime(folder, (month_ago, month_ago))
+    config = CheckpointConfig(output_dir=run_dir, max_checkpoints=1)
+    assert [p.name for p in Checkpoint.cleanup_old(config)] == ["checkpoint-1"]
+    assert sorted(p.name for p in run_dir.glob("checkpoint-*")) == [
+        "checkpoint-10",
+        "checkpoint-2",
+        "checkpoint-3",
+    ]
+    # on request, and only once stale (a day by default), they go too
+    deleted = Checkpoint.cleanup_old(config, delete_incomplete=True)
+    assert sorted(p.name for p in deleted) == ["checkpoint-10", "checkpoint-2"]
+    assert [p.name for p in run_dir.glob("checkpoint-*")] == ["checkpoint-3"]
 
 
 def test_load_of_a_missing_folder_errors(tmp_path: Path) -> None:

@@ -222,7 +222,7 @@ def test_latest_unknown_field_exits_2(run_dir: Path) -> None:
     result = invoke("latest", str(run_dir), "--field", "nope")
     assert result.exit_code == 2
     assert error_line(result.stderr).startswith(
-        "ckpt: error: --field: unknown field 'nope' (known: path, epoch"
+        "ckpt: error: --field: unknown field 'nope' (known: path, status, epoch"
     )
 
 
@@ -330,7 +330,7 @@ def test_list_plain_json_and_empty(run_dir: Path) -> None:
     assert lines[3].split()[6:] == ["incomplete", "-", "checkpoint-11000"]
     assert "│" not in result.stdout and "\x1b[" not in result.stdout
     docs = json.loads(invoke("list", str(run_dir), "--json").stdout)
-    assert [(d["step"], d["status"], d["markers"]) for d in docs] == [
+    assert [(d["global_step"], d["status"], d["markers"]) for d in docs] == [
         (9000, "valid", ["best"]),
         (10000, "valid", ["latest"]),
         (11000, "incomplete", []),
@@ -391,7 +391,7 @@ def test_prune_json_plan(run_dir: Path) -> None:
     doc = json.loads(result.stdout)
     assert doc["dry_run"] is True
     entries = doc["runs"][0]["entries"]
-    assert [(e["step"], e["decision"]) for e in entries] == [
+    assert [(e["global_step"], e["decision"]) for e in entries] == [
         (1, "delete"),
         (2, "delete"),
         (3, "keep"),

@@ -77,42 +77,81 @@ def test_never_touched_names_symlinks_and_fresh_incomplete(run_dir: Path, tmp_pa
     assert os.path.islink(run_dir / "best")
 
 
+KEPT = "never deleted without --delete-incomplete (then once older than 1d)"
+
+
 def test_stale_leftovers_are_removed_and_reported_apart(run_dir: Path) -> None:
     for step in (1, 2):
         make_checkpoint(run_dir, step)
     stale_staging = run_dir / ".checkpoint-9.staging-deadbeef"
     stale_staging.mkdir()
     (stale_staging / "half.bin").write_bytes(b"x" * 10)
-    stale_incomplete = run_dir / "checkpoint-7"
-    stale_incomplete.mkdir()
     trash = run_dir / ".checkpoint-0.deleting-0123ab"
     trash.mkdir()
-    for path in (stale_staging, stale_incomplete):
-        age(path, 2 * DAY)
+    age(stale_staging, 2 * DAY)
     decisions = plan(run_dir, "--keep-last", "5")
     assert decisions[stale_staging.name] == ("delete", ["stale staging"])
-    assert decisions["checkpoint-7"] == ("delete", ["stale incomplete"])
     assert decisions[trash.name] == ("delete", ["interrupted deletion"])
     result = invoke("prune", str(run_dir), "--keep-last", "5", "--yes", "--json")
     doc = json.loads(result.stdout)
-    assert doc["totals"]["deleted"] == 0 and doc["totals"]["stale_removed"] == 3
+    assert doc["totals"]["deleted"] == 0 and doc["totals"]["stale_removed"] == 2
     assert names(run_dir) == ["checkpoint-1", "checkpoint-2"]
-    # a shorter --stale-after reaches younger leftovers; the default (24h) does not
-    young = run_dir / "checkpoint-8"
-    young.mkdir()
-    age(young, 3 * 3600)
-    assert plan(run_dir, "--keep-last", "5")["checkpoint-8"] == ("skip", ["fresh incomplete"])
-    assert plan(run_dir, "--keep-last", "5", "--stale-after", "2h")["checkpoint-8"][0] == "delete"
 
 
-def test_corrupt_is_kept_until_stale(run_dir: Path) -> None:
+def test_an_incomplete_folder_is_kept_whatever_its_age(run_dir: Path) -> None:
+    """ckpt never deletes what it cannot read: a month-old checkpoint folder without a marker
+    may be a framework's; prune keeps it and says how to reclaim it."""
+    for step in (1, 2):
+        make_checkpoint(run_dir, step)
+    foreign = run_dir / "checkpoint-7"
+    foreign.mkdir()
+    (foreign / "weights.bin").write_bytes(b"w" * 100)
+    age(foreign, 30 * DAY)
+    assert plan(run_dir, "--keep-last", "1")["checkpoint-7"] == ("keep", ["incomplete", KEPT])
+    result = invoke("prune", str(run_dir), "--keep-last", "1", "--yes")
+    assert result.exit_code == 0, result.stderr
+    assert f"kept {foreign} (incomplete, {KEPT})" in result.stdout.splitlines()
+    assert names(run_dir) == ["checkpoint-2", "checkpoint-7"]
+    assert (foreign / "weights.bin").read_bytes() == b"w" * 100
+
+
+def test_delete_incomplete_removes_it_once_stale(run_dir: Path) -> None:
+    for step in (1, 2):
+        make_checkpoint(run_dir, step)
+    old, young = run_dir / "checkpoint-7", run_dir / "checkpoint-8"
+    for folder, seconds in ((old, 2 * DAY), (young, 3 * 3600)):
+        folder.mkdir()
+        (folder / "part.bin").write_bytes(b"p")
+        age(folder, seconds)
+    rules = ("--keep-last", "5", "--delete-incomplete")
+    decisions = plan(run_dir, *rules)
+    assert decisions["checkpoint-7"] == ("delete", ["stale incomplete"])
+    assert decisions["checkpoint-8"] == ("keep", ["incomplete", "not older than 1d yet"])
+    # a shorter --stale-after reaches younger ones; --dry-run showed exactly what goes
+    assert plan(run_dir, *rules, "--stale-after", "2h")["checkpoint-8"] == (
+        "delete",
+        ["stale incomplete"],
+    )
+    dry = invoke("prune", str(run_dir), *rules, "--dry-run")
+    assert f"would delete stale {old} (stale incomplete; 1 B)" in dry.stdout
+    assert names(run_dir) == ["checkpoint-1", "checkpoint-2", "checkpoint-7", "checkpoint-8"]
+    result = invoke("prune", str(run_dir), *rules, "--yes", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["totals"]["stale_removed"] == 1
+    assert names(run_dir) == ["checkpoint-1", "checkpoint-2", "checkpoint-8"]
+
+
+def test_corrupt_is_kept_unless_delete_incomplete(run_dir: Path) -> None:
     for step in (1, 2, 3):
         make_checkpoint(run_dir, step)
     (run_dir / "checkpoint-2" / "metadata.json").write_text("{ broken")
-    decisions = plan(run_dir, "--keep-last", "1")
-    assert decisions["checkpoint-2"] == ("keep", ["corrupt"])
+    assert plan(run_dir, "--keep-last", "1")["checkpoint-2"] == ("keep", ["corrupt", KEPT])
     age(run_dir / "checkpoint-2", 2 * DAY)
-    assert plan(run_dir, "--keep-last", "1")["checkpoint-2"] == ("delete", ["stale corrupt"])
+    assert plan(run_dir, "--keep-last", "1")["checkpoint-2"] == ("keep", ["corrupt", KEPT])
+    assert plan(run_dir, "--keep-last", "1", "--delete-incomplete")["checkpoint-2"] == (
+        "delete",
+        ["stale corrupt"],
+    )
 
 
 def test_min_age_protects_young_checkpoints(run_dir: Path) -> None:

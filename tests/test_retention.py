@@ -407,20 +407,66 @@ def test_staging_folders_fresh_stale_and_undated() -> None:
     assert plan.to_delete == ()
 
 
-def test_incomplete_checkpoints_fresh_stale_and_undated() -> None:
+KEPT_UNREADABLE = "never deleted without --delete-incomplete (then once older than 1d)"
+
+
+def test_incomplete_checkpoints_are_kept_whatever_their_age() -> None:
+    # ckpt never deletes what it cannot read: a checkpoint folder without a completeness
+    # signal may be a framework's (a Trainer run, a layout ckpt does not know).
+    records = [
+        ckpt(1),
+        ckpt(2, status="incomplete", age=HOUR),
+        ckpt(3, status="incomplete", age=30 * DAY),
+        ckpt(4, status="incomplete", age=None),
+    ]
+    plan = plan_retention(records, RetentionPolicy(keep_last=0), NOW)
+    assert decisions(plan) == {
+        "checkpoint-1": ("keep", ("latest", "newest save")),
+        "checkpoint-2": ("keep", ("incomplete", KEPT_UNREADABLE)),
+        "checkpoint-3": ("keep", ("incomplete", KEPT_UNREADABLE)),
+        "checkpoint-4": ("keep", ("incomplete", KEPT_UNREADABLE)),
+    }
+    assert plan.deletions == ()
+
+
+def test_delete_incomplete_removes_only_stale_ones() -> None:
     records = [
         ckpt(1),
         ckpt(2, status="incomplete", age=HOUR),
         ckpt(3, status="incomplete", age=2 * DAY),
         ckpt(4, status="incomplete", age=None),
+        ckpt(5, status="corrupt", age=2 * DAY),
     ]
-    plan = plan_retention(records, RetentionPolicy(keep_last=1), NOW)
+    policy = RetentionPolicy(keep_last=1, delete_incomplete=True)
+    plan = plan_retention(records, policy, NOW)
     assert decisions(plan) == {
         "checkpoint-1": ("keep", ("last 1", "latest", "newest save")),
-        "checkpoint-2": ("skip", ("fresh incomplete",)),
+        "checkpoint-2": ("keep", ("incomplete", "not older than 1d yet")),
         "checkpoint-3": ("delete", ("stale incomplete",)),
-        "checkpoint-4": ("skip", ("undated incomplete",)),
+        "checkpoint-4": ("keep", ("incomplete", "age unknown, never taken for stale")),
+        "checkpoint-5": ("delete", ("stale corrupt",)),
     }
+    assert [e.record.name for e in plan.stale] == ["checkpoint-3", "checkpoint-5"]
+    assert plan.to_delete == ()
+
+
+def test_delete_incomplete_respects_min_age_and_stale_after() -> None:
+    records = [ckpt(1), ckpt(2, status="incomplete", age=2 * DAY)]
+    guarded = RetentionPolicy(keep_last=1, delete_incomplete=True, min_age=3 * DAY)
+    assert decisions(plan_retention(records, guarded, NOW))["checkpoint-2"] == (
+        "keep",
+        ("incomplete", "younger than min-age"),
+    )
+    longer = RetentionPolicy(keep_last=1, delete_incomplete=True, stale_after=3 * DAY)
+    assert decisions(plan_retention(records, longer, NOW))["checkpoint-2"] == (
+        "keep",
+        ("incomplete", "not older than 3d yet"),
+    )
+
+
+def test_delete_incomplete_must_be_a_bool() -> None:
+    with pytest.raises(ValueError, match="delete_incomplete must be True or False"):
+        RetentionPolicy(keep_last=1, delete_incomplete=1)  # type: ignore[arg-type]
 
 
 def test_stale_after_is_part_of_the_policy() -> None:
@@ -438,7 +484,7 @@ def test_min_age_also_protects_leftovers() -> None:
     ]
     plan = plan_retention(records, RetentionPolicy(keep_last=1, min_age=3 * DAY), NOW)
     assert decisions(plan)[".checkpoint-2.staging-a"] == ("skip", ("fresh staging",))
-    assert decisions(plan)["checkpoint-3"] == ("keep", ("corrupt",))
+    assert decisions(plan)["checkpoint-3"] == ("keep", ("corrupt", KEPT_UNREADABLE))
 
 
 def test_interrupted_deletions_are_always_finished() -> None:
@@ -453,7 +499,7 @@ def test_interrupted_deletions_are_always_finished() -> None:
     assert len(plan.stale) == 2
 
 
-def test_corrupt_checkpoints_are_kept_until_stale() -> None:
+def test_corrupt_checkpoints_are_kept_whatever_their_age() -> None:
     records = [
         ckpt(1),
         ckpt(2, status="corrupt", age=HOUR),
@@ -463,11 +509,11 @@ def test_corrupt_checkpoints_are_kept_until_stale() -> None:
     plan = plan_retention(records, RetentionPolicy(keep_last=1), NOW)
     assert decisions(plan) == {
         "checkpoint-1": ("keep", ("last 1", "latest", "newest save")),
-        "checkpoint-2": ("keep", ("corrupt",)),
-        "checkpoint-3": ("delete", ("stale corrupt",)),
-        "checkpoint-4": ("keep", ("corrupt",)),
+        "checkpoint-2": ("keep", ("corrupt", KEPT_UNREADABLE)),
+        "checkpoint-3": ("keep", ("corrupt", KEPT_UNREADABLE)),
+        "checkpoint-4": ("keep", ("corrupt", KEPT_UNREADABLE)),
     }
-    assert [e.record.name for e in plan.stale] == ["checkpoint-3"]
+    assert plan.stale == ()
 
 
 def test_leftovers_never_count_toward_n() -> None:
@@ -620,6 +666,7 @@ def policies(draw: st.DrawFn) -> RetentionPolicy:
         **{name: draw(_RULES[name]) for name in names},
         min_age=draw(st.sampled_from([None, 3 * DAY, DAY, HOUR, 0.0])),
         stale_after=draw(st.sampled_from([0.0, HOUR, DEFAULT_STALE_AFTER, 3 * DAY])),
+        delete_incomplete=draw(st.booleans()),
     )
 
 
@@ -742,15 +789,15 @@ def check_what_must_not_be_touched_is_not(
         r = e.record
         if r.kind in ("other", "symlink"):
             assert e.decision == "skip"
-        if r.kind == "staging" or (r.kind == "checkpoint" and r.status == "incomplete"):
-            if _is_fresh(r, policy):
-                assert e.decision == "skip"
-            else:
-                assert e.decision == "delete"
+        if r.kind == "staging":
+            assert e.decision == ("skip" if _is_fresh(r, policy) else "delete")
         if r.kind == "trash":
             assert (e.decision, e.reasons) == ("delete", ("interrupted deletion",))
-        if r.kind == "checkpoint" and r.status == "corrupt":
-            assert e.decision == ("keep" if _is_fresh(r, policy) else "delete")
+        if r.kind == "checkpoint" and r.status in ("incomplete", "corrupt"):
+            # never deleted without delete_incomplete, whatever its age; then only once stale
+            stale = policy.delete_incomplete and not _is_fresh(r, policy)
+            assert e.decision == ("delete" if stale else "keep")
+            assert e.reasons[0] == (f"stale {r.status}" if stale else r.status)
         if e.decision == "delete":
             assert r.kind in ("checkpoint", "staging", "trash")
         if e.decision == "skip":

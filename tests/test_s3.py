@@ -220,17 +220,31 @@ def test_the_prune_plan_and_its_result(place: Place) -> None:
         "checkpoint-3000": ("keep", ["every 3000"]),
         "checkpoint-4000": ("delete", ["no rule keeps it"]),
         "checkpoint-5000": ("keep", ["last 1", "latest", "newest save"]),
-        "checkpoint-6000": ("skip", ["fresh incomplete"]),
+        "checkpoint-6000": (
+            "keep",
+            ["incomplete", "never deleted without --delete-incomplete (then once older than 1d)"],
+        ),
         "notes.txt": ("skip", ["not a checkpoint"]),
     }
     assert plan["runs"][0]["run_dir"] == place.url
     assert place.names() == [f"checkpoint-{s}" for s in range(1000, 7000, 1000)] + ["notes.txt"]
 
+    # however stale, a folder ckpt cannot read stays without --delete-incomplete
     result = invoke("prune", place.url, *rules, "--stale-after", "0s", "--yes", "--json")
     assert result.exit_code == 0, result.stderr
     done = json.loads(result.stdout)
-    assert done["totals"]["deleted"] == 2 and done["totals"]["stale_removed"] == 1
+    assert done["totals"]["deleted"] == 2 and done["totals"]["stale_removed"] == 0
     assert done["totals"]["bytes_freed"] > 0
+    assert place.names() == [
+        "checkpoint-2000",
+        "checkpoint-3000",
+        "checkpoint-5000",
+        "checkpoint-6000",
+        "notes.txt",
+    ]
+    forced = [*rules, "--stale-after", "0s", "--delete-incomplete", "--yes", "--json"]
+    done = json.loads(ok("prune", place.url, *forced))
+    assert done["totals"]["deleted"] == 0 and done["totals"]["stale_removed"] == 1
     assert place.names() == ["checkpoint-2000", "checkpoint-3000", "checkpoint-5000", "notes.txt"]
     assert ok("latest", place.url) == f"{place.sub('checkpoint-5000')}\n"
 
@@ -305,9 +319,11 @@ def test_python_api(place: Place) -> None:
     )
     assert str(latest.path) == place.sub("checkpoint-300")
     assert str(config.checkpoint_path(7)) == place.sub("checkpoint-7")
+    place.write("checkpoint-50/weights.bin", b"another tool wrote this")  # no marker
     deleted = Checkpoint.cleanup_old(config)
     assert [str(p) for p in deleted] == [place.sub("checkpoint-100")]
-    assert place.names() == ["checkpoint-200", "checkpoint-300"]
+    # what ckpt cannot read is kept, and never counts toward max_checkpoints
+    assert place.names() == ["checkpoint-200", "checkpoint-300", "checkpoint-50"]
 
 
 # ---- a URL is never a local path ---------------------------------------------------------------
@@ -453,18 +469,40 @@ def test_kill_9_mid_prune_leaves_no_half_deleted_checkpoint(
     assert killed.returncode == -9
     assert not s3_place.exists("checkpoint-1/metadata.json")
     assert s3_place.exists("checkpoint-1/model.bin")  # half deleted: no marker, so not valid
+    assert s3_place.exists("checkpoint-1/.ckpt-deleting")  # and condemned before the marker went
     statuses = [(e["name"], e["status"]) for e in json.loads(ok("list", run, "--json"))]
-    assert statuses == [
-        ("checkpoint-1", "incomplete"),
-        ("checkpoint-2", "valid"),
-        ("checkpoint-3", "valid"),
-    ]
+    assert statuses == [("checkpoint-2", "valid"), ("checkpoint-3", "valid")]
     assert ok("latest", run) == f"{run}/checkpoint-3\n"
     s3_place.fs.rm_file(s3_place.sub(".ckpt.lock"))  # the killed prune's lock
-    # its objects are as old as the checkpoint was: stale by their LastModified
-    result = invoke("prune", run, "--keep-last", "1", "--stale-after", "0s", "--yes")
+    # an interrupted deletion is finished by the next prune, whatever its age
+    plan = json.loads(ok("prune", run, "--keep-last", "1", "--dry-run", "--json"))
+    decisions = {e["name"]: (e["decision"], e["reasons"]) for e in plan["runs"][0]["entries"]}
+    assert decisions["checkpoint-1"] == ("delete", ["interrupted deletion"])
+    result = invoke("prune", run, "--keep-last", "1", "--yes")
     assert result.exit_code == 0, result.stderr
     assert s3_place.names() == ["checkpoint-3"]
+
+
+def test_kill_9_right_after_condemning_and_a_save_over_a_condemned_folder(
+    s3_place: Place, tmp_path: Path
+) -> None:
+    run = s3_place.url
+    for step in (1, 2):
+        ok("save", run, "--step", str(step), "--loss", "0.5", str(payload(tmp_path)))
+    killed = ckpt("prune", run, "--keep-last", "1", "--yes",
+                  env={"CKPT_FAULT_AT": "remote:delete:after-tombstone"})  # fmt: skip
+    assert killed.returncode == -9
+    assert s3_place.exists("checkpoint-1/metadata.json")  # the marker has not gone yet
+    assert ok("latest", run) == f"{run}/checkpoint-2\n"
+    s3_place.fs.rm_file(s3_place.sub(".ckpt.lock"))
+    # a save of that step finishes the deletion first: nothing old is sealed into the new one
+    new = payload(tmp_path, "other.bin", b"n" * 10)
+    doc = json.loads(ok("save", run, "--step", "1", "--loss", "0.4", str(new), "--json"))
+    assert doc["outcome"] == "saved"
+    loaded = json.loads(ok("load", s3_place.sub("checkpoint-1"), "--json"))
+    assert [m["path"] for m in loaded["manifest"]] == ["other.bin"]
+    assert not s3_place.exists("checkpoint-1/.ckpt-deleting")
+    assert not s3_place.exists("checkpoint-1/model.bin")
 
 
 # ---- the lock object ---------------------------------------------------------------------------
@@ -729,13 +767,14 @@ def test_requests_per_command(s3_place: Place, requests_sent: collections.Counte
         "GetObject": n,
     }
     # an existence check, the lock (create, release), one listing, every marker, then per
-    # deleted checkpoint its marker, and the emptied folders in one bulk delete
+    # deleted checkpoint its tombstone and its marker, then the tombstones in one bulk delete
+    # and the emptied folders in another
     assert cost("prune", s3_place.url, "--keep-last", "50", "--yes") == {
         "ListObjectsV2": 2,
-        "PutObject": 1,
+        "PutObject": 1 + 10,
         "GetObject": n,
         "DeleteObject": 10 + 1,
-        "DeleteObjects": 1,
+        "DeleteObjects": 2,
     }
     assert len(json.loads(ok("list", s3_place.url, "--json"))) == 50
     # a save: lock, latest (list + read), what is at the step (list), payload, marker, release

@@ -144,7 +144,7 @@ def test_sort_and_limit_apply_to_plain_and_json_output(demo_run: Path) -> None:
 
     def json_steps(*args: str) -> list[int | None]:
         docs = json.loads(invoke("list", str(demo_run), "--json", *args).stdout)
-        return [d["step"] for d in docs]
+        return [d["global_step"] for d in docs]
 
     assert len(steps()) == 13 and len(json_steps()) == 13  # pipes and JSON: every row
     assert steps("--limit", "3") == ["2750", "3000", "3250"]  # the newest, oldest first
@@ -292,14 +292,15 @@ def test_prune_dry_run_on_a_terminal_and_in_a_pipe(demo_run: Path) -> None:
     assert f"{demo_run} (dry run: nothing is deleted)" in " ".join(text.split())
     assert re.search(r"│ +250 │ .*│ delete +│ no rule keeps it", text)
     assert re.search(r"│ +2750 │ .*│ keep +│ last 2, best 1", text)
-    assert re.search(r"│ +3250 │ .*│ skip +│ ", text)  # incomplete, not stale yet
-    assert "kept 2, would delete 10, stale removed 0, skipped 1" in text
+    assert re.search(r"│ +3250 │ .*│ keep +│ incomplete, never deleted without", text)
+    assert "kept 3, would delete 10, stale removed 0, skipped 0" in text
     assert not colour_codes(ckpt_in_pty(*args, env={"NO_COLOR": "1"}))
     done = ckpt_in_pipe(*args)
     assert "\x1b[" not in done.stdout and not any(c in done.stdout for c in BOX)
     first = demo_run / "checkpoint-250"
     assert f"would delete checkpoint {first} (no rule keeps it;" in done.stdout
-    assert done.stdout.splitlines()[-1].startswith(f"{demo_run}: kept 2, would delete 10,")
+    assert f"kept {demo_run / 'checkpoint-3250'} (incomplete, never deleted" in done.stdout
+    assert done.stdout.splitlines()[-1].startswith(f"{demo_run}: kept 3, would delete 10,")
     assert len(list(demo_run.glob("checkpoint-*"))) == 13
 
 
