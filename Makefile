@@ -29,6 +29,7 @@ lint: install
 	$(VENV)/bin/ruff check ckpt_cli tests examples benchmarks
 	$(VENV)/bin/ruff format --check ckpt_cli tests examples benchmarks
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 format: install
 	$(VENV)/bin/ruff check --fix ckpt_cli tests examples benchmarks

@@ -301,7 +301,7 @@ except OSError:
 if mode != "floor":
     # imported before the clock starts, as a training loop has them by its second save
     from ckpt_cli import Checkpoint
-    import ckpt_cli.saving, ckpt_cli.manifest, filelock
+    import ckpt_cli.ops.save, ckpt_cli.storage.local_commit, filelock
 base = status("VmRSS:")
 start = time.perf_counter()
 if mode == "floor":
@@ -377,7 +377,7 @@ def case_startup(tmp: Path, repeats: int) -> Result:
         + ".",
         "Heavy modules on the path of `ckpt latest`: "
         + (", ".join(f"`{m}`" for m in sorted(heavy)) if heavy else "none")
-        + " (rich, ckpt_cli.manifest/hashing, ckpt_cli.retention, ckpt_cli.render).",
+        + " (rich, hashing, the retention engine, the renderer, the commit and prune code).",
     ]
     return Result(
         "1. start-up",
@@ -389,7 +389,13 @@ def case_startup(tmp: Path, repeats: int) -> Result:
     )
 
 
-_HEAVY = {"ckpt_cli.manifest", "ckpt_cli.retention", "ckpt_cli.render", "ckpt_cli.pruning"}
+_HEAVY = {
+    "ckpt_cli.storage.hashing",
+    "ckpt_cli.storage.local_commit",
+    "ckpt_cli.core.retention",
+    "ckpt_cli.cli.render",
+    "ckpt_cli.ops.prune",
+}
 
 
 def count_opens(run: Path) -> int:

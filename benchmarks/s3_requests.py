@@ -25,8 +25,9 @@ sys.path.insert(0, str(REPO))
 
 from typer.testing import CliRunner  # noqa: E402
 
-from ckpt_cli import remote, storage  # noqa: E402
 from ckpt_cli.cli import app  # noqa: E402
+from ckpt_cli.core.paths import ObjectPath  # noqa: E402
+from ckpt_cli.storage import fsspec_support, object_store  # noqa: E402
 from tests.seaweed import SeaweedServer  # noqa: E402
 
 PAYLOAD = b"w" * 4096
@@ -67,7 +68,7 @@ def main() -> None:
             AWS_DEFAULT_REGION="us-east-1",
         )
         run = "s3://bench/runs/exp7"
-        fs = storage.filesystem(storage.ObjectPath.parse(run))
+        fs = fsspec_support.filesystem(ObjectPath.parse(run))
         fs.mkdir("bench")
         objects = {}
         for step in range(count):
@@ -82,7 +83,7 @@ def main() -> None:
 
         fs.connect()
         fs.s3.meta.events.register("before-send.s3", count_request)
-        assert remote.filesystem is storage.filesystem  # the same, cached, counted instance
+        assert object_store.filesystem is fsspec_support.filesystem  # the same, cached instance
 
         payload = work / "model.bin"
         payload.write_bytes(PAYLOAD)

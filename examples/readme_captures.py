@@ -62,7 +62,7 @@ def build_run(root: Path) -> None:
 
 def _set_saved_at(folder: Path, seconds: float) -> None:
     """Spread the sample run over time as a real one is (the saves above took a second)."""
-    from ckpt_cli.format import format_timestamp
+    from ckpt_cli.core.format import format_timestamp
 
     path = folder / "metadata.json"
     doc = json.loads(path.read_text())

@@ -5,7 +5,7 @@ what the run directory must look like afterwards.
   millisecond instead of half a second) and runs one operation in the child: the CLI exactly as
   `ckpt` runs it, or a Python API call. The child is a real process: SIGKILL stops it dead, with no
   `finally`, no atexit handler and no flush. It dies at a fault point (`CKPT_FAULT_AT`, see
-  `ckpt_cli.atomic.fault_point`) or after a delay that the parent chooses.
+  `ckpt_cli.storage.atomic.fault_point`) or after a delay that the parent chooses.
 - `trace_points` runs an operation once with `CKPT_FAULT_TRACE` and returns every
   (point, n-th occurrence) that it passed: the deterministic kill points of that operation.
 - `snapshot` reads what a user can see in a run directory, and `unsafe` compares it with what
@@ -30,10 +30,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from ckpt_cli.errors import CkptError
-from ckpt_cli.manifest import check_manifest
-from ckpt_cli.records import LOCK_NAME, METADATA_NAME, step_from_name
-from ckpt_cli.rundir import find_latest, read_metadata
+from ckpt_cli.core.errors import CkptError
+from ckpt_cli.core.records import LOCK_NAME, METADATA_NAME, step_from_name
+from ckpt_cli.ops.latest import find_latest
+from ckpt_cli.ops.load import read_metadata
+from ckpt_cli.ops.verify import check_files
+from ckpt_cli.storage.local import LocalBackend
 
 #: How a checkpoint folder looks from outside: ("absent",), ("incomplete",), ("corrupt", why)
 #: or ("valid", rng_state). Tests give every version they save its own rng_state, so the
@@ -262,7 +264,8 @@ def folder_state(folder: Path) -> State:
         return ("corrupt", f"metadata says step {meta.global_step}")
     if meta.manifest is None:
         return ("corrupt", "no manifest")
-    problems = check_manifest(folder, meta.manifest)
+    local = LocalBackend()
+    problems = check_files(local, folder, meta.manifest, local.files(folder))
     if problems:
         return ("corrupt", "; ".join(map(str, problems)))
     return valid(meta.rng_state) if meta.rng_state is not None else ("valid", None)

@@ -19,7 +19,8 @@ from ckpt_cli import (
     InvalidCheckpointError,
     NotFoundError,
 )
-from ckpt_cli.rundir import find_latest, scan
+from ckpt_cli.ops.latest import find_latest
+from ckpt_cli.ops.scan import scan
 
 from .conftest import REPO, make_checkpoint
 

@@ -456,12 +456,12 @@ def test_a_bug_is_one_line_and_exit_70_not_1(
     run_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A crash must not look like "no checkpoint" (exit 1) to a job script."""
-    import ckpt_cli.rundir
+    import ckpt_cli.ops.latest
 
     def broken(*_: object, **__: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(ckpt_cli.rundir, "find_latest", broken)
+    monkeypatch.setattr(ckpt_cli.ops.latest, "find_latest", broken)
     result = invoke("latest", str(run_dir))
     assert result.exit_code == 70
     assert (

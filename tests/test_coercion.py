@@ -13,8 +13,7 @@ import typer.main
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ckpt_cli import coercion
-from ckpt_cli.cli import app
+from ckpt_cli.cli import app, coercion
 
 _coercion = pytest.importorskip("typer._coercion")
 

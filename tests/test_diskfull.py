@@ -22,7 +22,7 @@ import orjson
 import pytest
 
 from ckpt_cli import Checkpoint
-from ckpt_cli.errors import CkptFileSystemError
+from ckpt_cli.core.errors import CkptFileSystemError
 
 from .conftest import CKPT_BIN
 from .faults import leftovers, run_child, snapshot, valid

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ckpt_cli.durations import format_duration, format_duration_exact, parse_duration
+from ckpt_cli.core.durations import format_duration, format_duration_exact, parse_duration
 
 MINUTE, HOUR, DAY, WEEK = 60, 3600, 86400, 7 * 86400
 

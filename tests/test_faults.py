@@ -23,7 +23,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from ckpt_cli import Checkpoint, CheckpointConfig, atomic
+from ckpt_cli import Checkpoint, CheckpointConfig
+from ckpt_cli.storage import atomic
 
 from .conftest import CKPT_BIN
 from .faults import (
@@ -754,8 +755,8 @@ def test_rmtree_race_between_listing_and_opening_a_folder(
     """The narrowest window: the removal has listed a folder and seen a directory in it; before
     it opens that directory, the directory becomes a symlink to a folder outside. The removal
     must notice (it opens with O_NOFOLLOW) and not descend."""
-    from ckpt_cli.pruning import prune_run_dir
-    from ckpt_cli.retention import RetentionPolicy
+    from ckpt_cli.core.retention import RetentionPolicy
+    from ckpt_cli.ops.prune import prune_run_dir
 
     run, outside = _doomed_run(tmp_path)
     real_open = os.open

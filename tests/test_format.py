@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ckpt_cli import Checkpoint, InvalidCheckpointError
-from ckpt_cli.format import (
+from ckpt_cli.core.format import (
     SEED_KEYS,
     Metadata,
     decode_metadata,

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from ckpt_cli import Checkpoint
-from ckpt_cli.records import MAX_U64
+from ckpt_cli.core.records import MAX_U64
 
 from .conftest import CKPT_BIN
 from .faults import ckpt_in_process as run_ckpt

@@ -17,18 +17,24 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ckpt_cli.errors import InvalidCheckpointError
-from ckpt_cli.format import ManifestEntry, Metadata, encode_metadata
-from ckpt_cli.rundir import (
-    _candidates,
-    _descending_steps,
-    _highest_name,
-    read_metadata,
-    read_summary,
-    scan,
-)
+from ckpt_cli.core.errors import InvalidCheckpointError
+from ckpt_cli.core.format import ManifestEntry, Metadata, encode_metadata
+from ckpt_cli.layouts.ckpt import summary_metadata
+from ckpt_cli.ops.latest import _highest_name
+from ckpt_cli.ops.latest import candidates as _candidates
+from ckpt_cli.ops.latest import descending_steps as _descending_steps
+from ckpt_cli.ops.load import read_metadata
+from ckpt_cli.ops.scan import scan
+from ckpt_cli.storage.local import LocalBackend
 
 from .test_process import _count_metadata_opens
+
+
+def read_summary(folder: Path) -> Metadata:
+    """What list reads of a folder's metadata.json (a folder without one: as a full read)."""
+    found = summary_metadata(LocalBackend(), folder, None)
+    return read_metadata(folder) if found is None else found[0]
+
 
 #: a state that makes metadata.json larger than what is simply read whole (64 KiB)
 BIG_STATE = [i / 7 for i in range(6000)]
@@ -68,16 +74,29 @@ def test_latest_imports_no_renderer_hashing_or_retention(run_dir: Path) -> None:
     ours = {m for m in modules if m.startswith("ckpt_cli")}
     assert ours == {
         "ckpt_cli",
+        # the command line: every command is registered, none of their work is imported
         "ckpt_cli.cli",
-        "ckpt_cli.coercion",  # keeps Typer from importing pydantic (~150 ms)
-        "ckpt_cli.errors",
-        "ckpt_cli.format",
-        "ckpt_cli.locking",
-        "ckpt_cli.output",
-        "ckpt_cli.params",
-        "ckpt_cli.records",
-        "ckpt_cli.rundir",
-        "ckpt_cli.storage",  # tells a URL from a path; fsspec itself is imported only for URLs
+        "ckpt_cli.cli.app",
+        "ckpt_cli.cli.coercion",  # keeps Typer from importing pydantic (~150 ms)
+        "ckpt_cli.cli.output",
+        "ckpt_cli.cli.params",
+        "ckpt_cli.cli.read_commands",
+        "ckpt_cli.cli.write_commands",
+        # the core that latest needs: no retention engine, no durations, no manifest
+        "ckpt_cli.core",
+        "ckpt_cli.core.errors",
+        "ckpt_cli.core.format",
+        "ckpt_cli.core.paths",  # tells a URL from a path; fsspec is imported only for URLs
+        "ckpt_cli.core.records",
+        # one layout (ckpt's), without its partial reader of large files
+        "ckpt_cli.layouts",
+        "ckpt_cli.layouts.ckpt",
+        # one operation, and the local backend without its commit, deletion or listing data
+        "ckpt_cli.ops",
+        "ckpt_cli.ops.latest",
+        "ckpt_cli.storage",
+        "ckpt_cli.storage.base",
+        "ckpt_cli.storage.local",
     }
     assert not {m for m in modules if m == "rich" or m.startswith("rich.")}
     assert "filelock" not in modules

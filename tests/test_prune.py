@@ -253,7 +253,7 @@ def test_no_terminal_refuses_without_yes(run_dir: Path) -> None:
 HOLD_LOCK = """
 import sys, time
 from pathlib import Path
-from ckpt_cli.locking import run_lock
+from ckpt_cli.storage.locking import run_lock
 with run_lock(Path(sys.argv[1]), None):
     print("locked", flush=True)
     time.sleep(float(sys.argv[2]))
@@ -388,8 +388,8 @@ def test_dry_run_plan_is_exactly_what_a_real_run_deletes(
     layout: list[tuple[int, str, float, float]],
     policy_args: dict[str, float],
 ) -> None:
-    from ckpt_cli.pruning import prune_run_dir
-    from ckpt_cli.retention import RetentionPolicy
+    from ckpt_cli.core.retention import RetentionPolicy
+    from ckpt_cli.ops.prune import prune_run_dir
 
     run_dir = tmp_path_factory.mktemp("run")
     now = time.time()
@@ -443,7 +443,7 @@ def test_save_keep_rules_prune_after_the_commit(run_dir: Path) -> None:
 def test_remove_tree_counts_regular_files_and_never_follows_links(tmp_path: Path) -> None:
     """atomic.remove_tree removes everything below the folder in one pass and returns the bytes
     of its regular files: links are unlinked (not counted, not followed), FIFOs removed."""
-    from ckpt_cli import atomic
+    from ckpt_cli.storage import atomic
 
     outside = tmp_path / "outside"
     outside.mkdir()

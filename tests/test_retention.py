@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ckpt_cli.records import CheckpointRecord, EntryKind, Status
-from ckpt_cli.retention import (
+from ckpt_cli.core.records import CheckpointRecord, EntryKind, Status
+from ckpt_cli.core.retention import (
     DEFAULT_STALE_AFTER,
     PlanEntry,
     RetentionPlan,

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from ckpt_cli import Checkpoint, CheckpointConfig, LockTimeoutError
-from ckpt_cli.storage import ObjectPath
+from ckpt_cli.core.paths import ObjectPath
 
 from .conftest import CKPT_BIN, S3Bucket, invoke
 from .seaweed import SeaweedServer
@@ -509,10 +509,10 @@ def test_kill_9_right_after_condemning_and_a_save_over_a_condemned_folder(
 
 HOLD = """
 import sys, time
-from ckpt_cli import remote
-from ckpt_cli.storage import ObjectPath
+from ckpt_cli.storage.objects import ObjectStoreBackend
+from ckpt_cli.core.paths import ObjectPath
 run = ObjectPath.parse(sys.argv[1])
-with remote.run_lock(run, timeout=30):
+with ObjectStoreBackend(run).lock(run, timeout=30):
     print("locked", flush=True)
     time.sleep(float(sys.argv[2]))
 """
@@ -544,11 +544,11 @@ def test_lock_timeout_exits_5_and_a_released_lock_is_gone(s3_place: Place) -> No
 
 CONTEND = """
 import sys, time
-from ckpt_cli import remote
-from ckpt_cli.storage import ObjectPath
+from ckpt_cli.storage.objects import ObjectStoreBackend
+from ckpt_cli.core.paths import ObjectPath
 run = ObjectPath.parse(sys.argv[1])
 for _ in range(3):
-    with remote.run_lock(run, timeout=60):
+    with ObjectStoreBackend(run).lock(run, timeout=60):
         start = time.time()
         time.sleep(0.2)
         print(f"{start} {time.time()}", flush=True)
@@ -574,37 +574,37 @@ def test_the_lock_excludes_concurrent_processes(s3_place: Place) -> None:
 
 
 def test_an_abandoned_lock_is_taken_over(s3_place: Place) -> None:
-    from ckpt_cli import remote
+    from ckpt_cli.storage.objects import ObjectStoreBackend
 
     run = ObjectPath.parse(s3_place.url)
     expired = {"owner": "gone:1:x", "acquired_at": 0, "expires_at": time.time() - 3600}
     s3_place.write(".ckpt.lock", json.dumps(expired).encode())
-    with remote.run_lock(run, timeout=5):  # expired long ago: taken over at once
+    with ObjectStoreBackend(run).lock(run, timeout=5):  # expired long ago: taken over at once
         held = json.loads(s3_place.read(".ckpt.lock"))
         assert held["owner"] != "gone:1:x"
         with pytest.raises(LockTimeoutError):
-            with remote.run_lock(run, timeout=0.5):
+            with ObjectStoreBackend(run).lock(run, timeout=0.5):
                 pass
     # a holder killed a moment ago: its lock still looks fresh; taken over after the TTL
     fresh = {"owner": "killed:2:y", "acquired_at": time.time(), "expires_at": time.time() + 1}
     s3_place.write(".ckpt.lock", json.dumps(fresh).encode())
     started = time.monotonic()
-    with remote.run_lock(run, timeout=10, ttl=1.0):
+    with ObjectStoreBackend(run).lock(run, timeout=10, ttl=1.0):
         assert json.loads(s3_place.read(".ckpt.lock"))["owner"] != "killed:2:y"
     assert 0.9 < time.monotonic() - started < 5
     assert s3_place.hidden() == []
 
 
 def test_a_held_lock_is_renewed(s3_place: Place) -> None:
-    from ckpt_cli import remote
+    from ckpt_cli.storage.objects import ObjectStoreBackend
 
     run = ObjectPath.parse(s3_place.url)
-    with remote.run_lock(run, timeout=5, ttl=0.6):
+    with ObjectStoreBackend(run).lock(run, timeout=5, ttl=0.6):
         first = json.loads(s3_place.read(".ckpt.lock"))["expires_at"]
         time.sleep(1.0)
         assert json.loads(s3_place.read(".ckpt.lock"))["expires_at"] > first
         with pytest.raises(LockTimeoutError):  # renewed: never looks abandoned to a waiter
-            with remote.run_lock(run, timeout=1.5, ttl=0.6):
+            with ObjectStoreBackend(run).lock(run, timeout=1.5, ttl=0.6):
                 pass
 
 
@@ -717,7 +717,7 @@ def test_prune_globs_and_recursive_on_s3(s3_bucket: S3Bucket) -> None:
 def requests_sent(monkeypatch: pytest.MonkeyPatch) -> Iterator[collections.Counter[str]]:
     """Counts every HTTP request the commands send, by S3 operation (a botocore event hook on
     each filesystem ckpt creates)."""
-    from ckpt_cli import remote, storage
+    from ckpt_cli.storage import fsspec_support, object_store
 
     sent: collections.Counter[str] = collections.Counter()
 
@@ -727,14 +727,14 @@ def requests_sent(monkeypatch: pytest.MonkeyPatch) -> Iterator[collections.Count
     hooked: set[int] = set()
 
     def counting_filesystem(target: ObjectPath) -> Any:
-        fs = storage.filesystem(target)
+        fs = fsspec_support.filesystem(target)
         if id(fs) not in hooked:  # filesystems are reused within a process
             fs.connect()
             fs.s3.meta.events.register("before-send.s3", count)
             hooked.add(id(fs))
         return fs
 
-    monkeypatch.setattr(remote, "filesystem", counting_filesystem)
+    monkeypatch.setattr(object_store, "filesystem", counting_filesystem)
     yield sent
 
 
@@ -787,11 +787,11 @@ def test_requests_per_command(s3_place: Place, requests_sent: collections.Counte
 
 
 def test_a_holder_whose_lock_was_taken_over_stops(s3_place: Place) -> None:
-    from ckpt_cli import remote
-    from ckpt_cli.remote_lock import LockLostError
+    from ckpt_cli.storage.object_lock import LockLostError
+    from ckpt_cli.storage.objects import ObjectStoreBackend
 
     run = ObjectPath.parse(s3_place.url)
-    with remote.run_lock(run, timeout=5, ttl=0.6) as lock:
+    with ObjectStoreBackend(run).lock(run, timeout=5, ttl=0.6) as lock:
         # another process took it over (as after a stall longer than the TTL)
         thief = {"owner": "thief:3:z", "acquired_at": time.time(), "expires_at": time.time() + 60}
         s3_place.write(".ckpt.lock", json.dumps(thief).encode())

@@ -279,21 +279,22 @@ def test_latest_lists_again_when_a_listed_folder_is_gone(
 ) -> None:
     """latest listed checkpoint-4; a save of 6 and its --keep-last 1 prune ran before it read
     it. The listing is stale: latest must list again and find 6, not report nothing found."""
-    from ckpt_cli import rundir
+    from ckpt_cli.ops.latest import find_latest
+    from ckpt_cli.storage.local import LocalBackend
 
     run = tmp_path / "run"
     for step in (5, 6):
         Checkpoint(epoch=0, global_step=step, best_loss=0.5).save(run / f"checkpoint-{step}")
-    real = rundir.list_names
+    real = LocalBackend.names
     listings: list[list[str]] = []
 
-    def stale_first(run_dir: Path) -> list[str]:
-        listings.append(["checkpoint-4"] if not listings else real(run_dir))
+    def stale_first(backend: LocalBackend, run_dir: Path) -> list[str]:
+        listings.append(["checkpoint-4"] if not listings else real(backend, run_dir))
         return listings[-1]
 
-    monkeypatch.setattr(rundir, "list_names", stale_first)
+    monkeypatch.setattr(LocalBackend, "names", stale_first)
     warnings: list[str] = []
-    folder, meta = rundir.find_latest(run, warnings.append)
+    folder, meta = find_latest(run, warnings.append)
     assert (folder.name, meta.global_step, warnings) == ("checkpoint-6", 6, [])
     assert len(listings) == 2
 
@@ -301,20 +302,21 @@ def test_latest_lists_again_when_a_listed_folder_is_gone(
 def test_list_leaves_out_a_folder_deleted_while_it_lists(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ckpt_cli import rundir
+    from ckpt_cli.layouts.ckpt import CkptLayout
+    from ckpt_cli.ops.scan import scan
 
     run = tmp_path / "run"
     for step in (5, 6):
         Checkpoint(epoch=0, global_step=step, best_loss=0.5).save(run / f"checkpoint-{step}")
-    real = rundir.read_summary
+    real = CkptLayout.summary
 
-    def pruned_meanwhile(folder: Path) -> object:
+    def pruned_meanwhile(layout: CkptLayout, backend: Any, folder: Path, entry: Any) -> object:
         if folder.name == "checkpoint-5":
             shutil.rmtree(folder)
-        return real(folder)
+        return real(layout, backend, folder, entry)
 
-    monkeypatch.setattr(rundir, "read_summary", pruned_meanwhile)
-    assert [(r.name, r.status) for r in rundir.scan(run)] == [("checkpoint-6", "valid")]
+    monkeypatch.setattr(CkptLayout, "summary", pruned_meanwhile)
+    assert [(r.name, r.status) for r in scan(run)] == [("checkpoint-6", "valid")]
 
 
 def test_a_path_argument_is_not_prechecked_by_the_command_line_parser(

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from ckpt_cli import views
-from ckpt_cli.records import CheckpointRecord
+from ckpt_cli.cli import views
+from ckpt_cli.core.records import CheckpointRecord
 
 from .conftest import CKPT_BIN, REPO, invoke, make_checkpoint
 from .ptyrun import run_in_pty

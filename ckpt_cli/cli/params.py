@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from .errors import UsageError
-from .format import FIELD_NAMES
+from ..core.errors import UsageError
+from ..core.format import FIELD_NAMES
 
 if TYPE_CHECKING:  # the retention engine is imported by the commands that prune, not at start-up
-    from .retention import RetentionPolicy
+    from ..core.retention import RetentionPolicy
 
 
 def _complete_fields() -> list[str]:
@@ -105,7 +105,7 @@ DeleteIncompleteOpt = Annotated[
 
 def parse_duration_option(option: str, text: str | None) -> float | None:
     """A duration option's value in seconds; a usage error naming the option when malformed."""
-    from .durations import parse_duration
+    from ..core.durations import parse_duration
 
     if text is None:
         return None
@@ -127,7 +127,7 @@ def build_policy(
     delete_incomplete: bool = False,
 ) -> RetentionPolicy:
     """The retention policy the keep options describe (it may have no rule: callers decide)."""
-    from .retention import RetentionPolicy
+    from ..core.retention import RetentionPolicy
 
     stale = parse_duration_option("--stale-after", stale_after)
     try:

@@ -1,4 +1,4 @@
-"""Saving a checkpoint: the commit protocol of DESIGN.md, with `metadata.json` as the marker.
+"""The commit protocol on a local disk: staging, `metadata.json` last, rename into place.
 
 Three cases, chosen by what is at the target folder:
 - nothing: build the checkpoint in a hidden staging folder in the same run directory (payload,
@@ -20,67 +20,21 @@ import re
 import shutil
 import stat
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
+from ..core.errors import CkptFileSystemError, UsageError, fs_error
+from ..core.format import ManifestEntry, Metadata, encode_metadata, format_timestamp
+from ..core.manifest import check_recordable_name
+from ..core.records import METADATA_NAME
 from . import atomic
-from .errors import (
-    CkptFileSystemError,
-    NotFoundError,
-    UsageError,
-    fs_error,
-)
-from .format import Metadata, check_metadata, encode_metadata, format_timestamp
-from .locking import DEFAULT_LOCK_TIMEOUT, run_lock
-from .pruning import PruneResult, prune_locked
-from .records import METADATA_NAME, STAGING_RE, TRASH_RE, checkpoint_name
-from .retention import RetentionPolicy
-from .rundir import find_latest
-from .storage import Location, ObjectPath, Target, location
+from .base import ByteProgress
+from .hashing import sha256_file
+from .listing import Payload
+from .payloads import remove_path, remove_sources
 
-#: progress callback: bytes just copied
-Progress = Callable[[int], None]
-
-
-def _no_progress(_: int) -> None:
-    return None
-
-
-def _check_payloads(
-    payloads: Sequence[Path], run_dir: Path | None = None
-) -> list[tuple[Path, str]]:
-    """The payloads with the names they take in the checkpoint; refuses what cannot go in.
-    `run_dir` is the local run directory, which no payload may hold (None for a URL)."""
-    from .manifest import check_recordable_name
-
-    placed: dict[str, Path] = {}
-    for source in payloads:
-        name = source.name
-        if not name or name in (".", ".."):
-            raise UsageError(f"{source}: not a file name that can go into a checkpoint")
-        if name == METADATA_NAME or STAGING_RE.fullmatch(name) or TRASH_RE.fullmatch(name):
-            raise UsageError(f"{source}: the name {name!r} is reserved by ckpt")
-        if not source.exists():
-            raise CkptFileSystemError(f"{source}: no such payload file")
-        check_recordable_name(source, name)
-        if not (source.is_file() or source.is_dir()):
-            raise UsageError(f"{source}: not a regular file or a folder")
-        if run_dir is not None and _holds(source, run_dir):
-            raise UsageError(
-                f"{source}: holds the run directory, and a checkpoint cannot contain itself"
-            )
-        if name in placed:
-            raise UsageError(f"{source}: two payloads are both named {name!r}")
-        placed[name] = source
-    return [(source, name) for name, source in placed.items()]
-
-
-def _holds(source: Path, run_dir: Path) -> bool:
-    """Whether the run directory is `source` or lies below it (copying it would recurse)."""
-    resolved, target = source.resolve(), run_dir.resolve()
-    return resolved == target or resolved in target.parents
+Progress = ByteProgress
 
 
 def _payload_bytes(source: Path) -> int:
@@ -89,14 +43,14 @@ def _payload_bytes(source: Path) -> int:
     return source.stat().st_size
 
 
-def _check_space(run_dir: Path, payloads: list[tuple[Path, str]], move: bool, extra: int) -> None:
+def _check_space(run_dir: Path, payloads: Sequence[Payload], move: bool, extra: int) -> None:
     """Fail early, before writing anything, when the payload clearly cannot fit."""
     needed = extra
     device = run_dir.stat().st_dev
-    for source, _ in payloads:
-        if move and source.stat().st_dev == device:
+    for payload in payloads:
+        if move and payload.source.stat().st_dev == device:
             continue  # a hard link on the same file system takes no space
-        needed += _payload_bytes(source)
+        needed += _payload_bytes(payload.source)
     free = shutil.disk_usage(run_dir).free
     if needed > free:
         raise CkptFileSystemError(
@@ -128,7 +82,7 @@ def _place(source: Path, dest: Path, move: bool, progress: Progress) -> None:
     """Put one payload (file or folder) at `dest`, which must not exist.
 
     A move hard-links where it can (the source is removed only once the checkpoint is
-    committed, by `_remove_sources`), so that a save killed before its commit never leaves the
+    committed, by `remove_sources`), so that a save killed before its commit never leaves the
     user's files inside a staging folder that prune later deletes; elsewhere it copies.
     """
 
@@ -186,54 +140,33 @@ def _is_temp(name: str) -> bool:
     return _TEMP_RE.fullmatch(name) is not None
 
 
-def _remove_path(path: Path) -> None:
-    """Remove a file, a link (never followed) or a folder with all it holds."""
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    else:
-        os.unlink(path)
-
-
 def _remove_temps(folder: Path) -> None:
     """Remove what a killed save left in a folder it was writing into: its temp files and
     half-placed payloads. The run lock is held, so no live save owns them."""
     for name in os.listdir(folder):
         if _is_temp(name):
-            _remove_path(folder / name)
+            remove_path(folder / name)
 
 
-def _fill(folder: Path, payloads: list[tuple[Path, str]], move: bool, progress: Progress) -> None:
+def _fill(folder: Path, payloads: Sequence[Payload], move: bool, progress: Progress) -> None:
     """Put the payloads into `folder`, replacing same-named entries.
 
     Each payload is placed under a temp name and renamed to its own, so that even a kill -9
     never leaves a half-copied file under a payload's name (a seal writes into the
     framework's folder, where nothing else would clean it up).
     """
-    for source, name in payloads:
-        dest = folder / name
-        temp = folder / f".{name}.tmp-{atomic.token()}"
-        _place(source, temp, move, progress)
+    for payload in payloads:
+        dest = folder / payload.name
+        temp = folder / f".{payload.name}.tmp-{atomic.token()}"
+        _place(payload.source, temp, move, progress)
         if os.path.lexists(dest):
             # never write into an existing file: it may be a hard link shared with the old
             # checkpoint that is being replaced
-            _remove_path(dest)
+            remove_path(dest)
         os.rename(temp, dest)
 
 
-def _remove_sources(payloads: list[tuple[Path, str]]) -> None:
-    """The second half of a move, once the checkpoint is committed: remove the originals.
-
-    Best effort: a source that cannot be removed is left where it was, which loses nothing.
-    """
-    for source, _ in payloads:
-        with contextlib.suppress(OSError):
-            _remove_path(source)
-        atomic.fault_point("save:source-removed")
-
-
 def _write_metadata(folder: Path, meta: Metadata, hashes: bool) -> None:
-    from .manifest import build_manifest
-
     meta.manifest = build_manifest(folder, hashes=hashes)
     meta.saved_at = format_timestamp(time.time())
     data = encode_metadata(meta, state_checked=True)
@@ -241,32 +174,22 @@ def _write_metadata(folder: Path, meta: Metadata, hashes: bool) -> None:
     atomic.write_file_atomic(folder / METADATA_NAME, data, point="save:metadata")
 
 
-def save_checkpoint(
+def commit(
     folder: Path,
     meta: Metadata,
-    *,
-    payloads: Sequence[Path] = (),
-    move: bool = False,
-    force: bool = False,
-    hashes: bool = True,
-    progress: Progress = _no_progress,
+    placed: Sequence[Payload],
+    move: bool,
+    force: bool,
+    hashes: bool,
+    progress: Progress,
 ) -> str:
     """Commit `meta` (and payload files) as the checkpoint at `folder`.
 
     Returns what happened: "saved" (a new folder), "sealed" (an existing folder without
-    metadata got its marker) or "replaced" (with force). The caller holds the run lock.
+    metadata got its marker) or "replaced" (with force). The caller holds the run lock, has
+    created the run directory and has checked the values (`check_metadata`) and payloads.
     """
-    # check every value up front, so that bad values fail before anything touches the disk;
-    # the optimizer state is encoded once, by _write_metadata
-    check_metadata(meta)
-    run_dir = folder.parent
-    placed = _check_payloads(payloads, run_dir)
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise CkptFileSystemError(f"{run_dir}: not a directory") from None
-    except OSError as exc:
-        raise fs_error(exc, run_dir, "cannot create run directory") from None
+    run_dir = folder.parent  # made by `LocalBackend.create_run`
     try:
         if folder.is_symlink():
             raise CkptFileSystemError(f"{folder}: is a symlink; ckpt does not write through links")
@@ -288,7 +211,7 @@ def save_checkpoint(
             outcome = "replaced"
         atomic.fault_point("save:committed")
         if move:
-            _remove_sources(placed)
+            remove_sources(placed)
         return outcome
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
@@ -305,7 +228,7 @@ def _new_staging(run_dir: Path, step: int) -> Path:
 def _save_new(
     folder: Path,
     meta: Metadata,
-    placed: list[tuple[Path, str]],
+    placed: Sequence[Payload],
     move: bool,
     hashes: bool,
     progress: Progress,
@@ -329,7 +252,7 @@ def _save_new(
 def _seal(
     folder: Path,
     meta: Metadata,
-    placed: list[tuple[Path, str]],
+    placed: Sequence[Payload],
     move: bool,
     hashes: bool,
     progress: Progress,
@@ -349,7 +272,7 @@ def _seal(
 def _replace(
     folder: Path,
     meta: Metadata,
-    placed: list[tuple[Path, str]],
+    placed: Sequence[Payload],
     move: bool,
     hashes: bool,
     progress: Progress,
@@ -385,110 +308,41 @@ def _replace(
     atomic.delete_folder(old, meta.global_step)
 
 
-@dataclass
-class SaveRequest:
-    """What `ckpt save` was asked to record; unset values come from the latest checkpoint."""
-
-    step: int
-    epoch: int | None = None
-    loss: float | None = None
-    best_loss: float | None = None
-    rng_state: int | None = None
-    optimizer_state: list[float] = field(default_factory=list)
-
-
-@dataclass
-class SaveResult:
-    """What a save did: the checkpoint's folder, how ("saved", "sealed", "replaced"), the
-    best_loss it recorded, and the prune that followed when keep rules were given."""
-
-    path: Location
-    outcome: str
-    best_loss: float
-    prune: PruneResult | None = None
+def iter_payload_files(folder: Path) -> Iterator[tuple[str, Path]]:
+    """(relative POSIX path, path) of every regular file below `folder` but metadata.json and
+    ckpt's own temp files, sorted; symlinks are neither followed nor listed."""
+    found: list[tuple[str, Path]] = []
+    stack = [folder]
+    while stack:
+        current = stack.pop()
+        with os.scandir(current) as entries:
+            for entry in entries:
+                path = Path(entry.path)
+                relative = path.relative_to(folder).as_posix()
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(path)
+                elif entry.is_file(follow_symlinks=False):
+                    if relative == METADATA_NAME or _is_ckpt_temp(entry.name):
+                        continue
+                    found.append((relative, path))
+    found.sort()
+    yield from found
 
 
-def resolve_best_loss(
-    run_dir: Location, loss: float | None, best: float | None, previous: Metadata | None
-) -> float:
-    """DESIGN.md's rule: --best-loss outright; --loss as a running minimum over the latest
-    checkpoint's best_loss; neither: the latest's carried forward, or a usage error."""
-    if best is not None:
-        return best
-    if loss is not None:
-        return min(loss, previous.best_loss) if previous is not None else loss
-    if previous is not None:
-        return previous.best_loss
-    raise UsageError(
-        f"{run_dir}: no earlier checkpoint to take best_loss from; give --loss or --best-loss"
-    )
+def _is_ckpt_temp(name: str) -> bool:
+    return name.startswith(".") and ".tmp-" in name
 
 
-def metadata_for(run_dir: Location, request: SaveRequest, previous: Metadata | None) -> Metadata:
-    """The metadata a save records: the request, with the epoch taken from the latest
-    checkpoint (else 0) when not given, and best_loss by `resolve_best_loss`."""
-    epoch = request.epoch if request.epoch is not None else (previous.epoch if previous else 0)
-    return Metadata(
-        epoch=epoch,
-        global_step=request.step,
-        best_loss=resolve_best_loss(run_dir, request.loss, request.best_loss, previous),
-        optimizer_state=request.optimizer_state,
-        rng_state=request.rng_state,
-        loss=request.loss,
-    )
+def build_manifest(folder: Path, *, hashes: bool = True) -> list[ManifestEntry]:
+    """The manifest of a checkpoint folder as it is now.
 
-
-def save_to_run(
-    run_dir: Target,
-    request: SaveRequest,
-    *,
-    payloads: Sequence[Path] = (),
-    move: bool = False,
-    force: bool = False,
-    hashes: bool = True,
-    policy: RetentionPolicy | None = None,
-    lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT,
-    progress: Progress = _no_progress,
-) -> SaveResult:
-    """`ckpt save`: under the run lock, fill in from the latest checkpoint, commit, then prune
-    by `policy` (after the commit, never before). A URL goes to `remote.save_to_run`."""
-    where = location(run_dir)
-    if isinstance(where, ObjectPath):
-        from . import remote
-
-        return remote.save_to_run(
-            where,
-            request,
-            payloads=payloads,
-            move=move,
-            force=force,
-            hashes=hashes,
-            policy=policy,
-            lock_timeout=lock_timeout,
-            progress=progress,
-        )
-    run_dir = where
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise CkptFileSystemError(f"{run_dir}: not a directory") from None
-    except OSError as exc:
-        raise fs_error(exc, run_dir, "cannot create run directory") from None
-    with run_lock(run_dir, lock_timeout):
-        try:
-            previous: Metadata | None = find_latest(run_dir)[1]
-        except NotFoundError:
-            previous = None
-        meta = metadata_for(run_dir, request, previous)
-        folder = run_dir / checkpoint_name(request.step)
-        outcome = save_checkpoint(
-            folder,
-            meta,
-            payloads=payloads,
-            move=move,
-            force=force,
-            hashes=hashes,
-            progress=progress,
-        )
-        pruned = prune_locked(run_dir, policy) if policy is not None else None
-    return SaveResult(folder, outcome, meta.best_loss, pruned)
+    Raises InvalidCheckpointError for a file name that is not UTF-8: JSON cannot hold it, and
+    a manifest that skipped it would not describe the checkpoint.
+    """
+    entries = []
+    for relative, path in iter_payload_files(folder):
+        check_recordable_name(path, relative)
+        size = path.stat().st_size
+        digest = sha256_file(path) if hashes else None
+        entries.append(ManifestEntry(relative, size, digest))
+    return entries

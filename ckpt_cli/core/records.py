@@ -1,17 +1,17 @@
 """What a scan of a run directory knows about each entry in it, as plain data.
 
-A `CheckpointRecord` is produced by `rundir.scan` (which does the I/O) and consumed by the pure
-retention engine, the renderers and the JSON output. Nothing here touches the disk.
+A `CheckpointRecord` is produced by `ops.scan` (which does the I/O, through a storage backend
+and the layouts) and consumed by the pure retention engine, the renderers and the JSON output.
+Nothing here touches the disk.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
-if TYPE_CHECKING:
-    from .storage import Location
+from .paths import Location
 
 #: What kind of name an entry in a run directory has.
 #: - checkpoint: `checkpoint-<digits>` (a real directory, not a symlink)
@@ -28,11 +28,9 @@ Status = Literal["valid", "incomplete", "corrupt"]
 
 MAX_U64 = 2**64 - 1
 METADATA_NAME = "metadata.json"
-#: On an object store, which has no rename, a deletion condemns a checkpoint folder by writing
-#: this object into it before anything else goes: a folder holding it is an interrupted
-#: deletion (the local `.checkpoint-<step>.deleting-*` rename), which the next prune finishes.
-DELETING_MARK = ".ckpt-deleting"
 LOCK_NAME = ".ckpt.lock"
+#: seconds a save or prune waits for the run lock unless told otherwise
+DEFAULT_LOCK_TIMEOUT = 300.0
 
 CHECKPOINT_RE = re.compile(r"checkpoint-([0-9]+)")
 STAGING_RE = re.compile(r"\.checkpoint-([0-9]+)\.staging-[A-Za-z0-9_-]+")

@@ -1,7 +1,8 @@
 """The errors ckpt raises, one class per kind of failure, each carrying its exit code.
 
 The CLI maps every `CkptError` to one line on stderr (`ckpt: error: <message>`) and the exit
-code below, in one place (`cli.main`); the Python API lets them propagate. Codes are DESIGN.md's.
+code below, in one place (`cli.app.CkptGroup.main`); the Python API lets them propagate.
+Codes are DESIGN.md's.
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ class InvalidCheckpointError(CkptError):
     exit_code = 3
 
 
+class IncompleteCheckpointError(InvalidCheckpointError):
+    """A checkpoint folder without its completeness marker (a save in progress or a crash)."""
+
+
 class VerifyError(InvalidCheckpointError):
     """A checkpoint's files do not match the manifest recorded at save time."""
 
@@ -43,6 +48,10 @@ class CkptFileSystemError(CkptError):
 
 class NoRunDirError(CkptFileSystemError):
     """The run directory (or object-store prefix) does not exist; a save creates it."""
+
+
+class NoCheckpointFolderError(CkptFileSystemError):
+    """The checkpoint folder named does not exist (or vanished: a prune deleted it meanwhile)."""
 
 
 class LockTimeoutError(CkptError):

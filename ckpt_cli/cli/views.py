@@ -13,16 +13,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..core.format import format_timestamp
+from ..core.records import CheckpointRecord, checkpoint_name
 from . import output
-from .format import format_timestamp
-from .records import CheckpointRecord, checkpoint_name
 
 if TYPE_CHECKING:  # list and load do not need the deletion machinery
-    from .pruning import PruneResult
+    from ..ops.prune import PruneResult
 
 
 def age_text(now: float, saved_at: float | None) -> str:
-    from .durations import format_duration
+    from ..core.durations import format_duration
 
     if saved_at is None:
         return "-"

@@ -22,8 +22,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from typing import Literal
 
-from ckpt_cli.durations import format_duration_exact
-from ckpt_cli.records import CheckpointRecord
+from .durations import format_duration_exact
+from .records import CheckpointRecord
 
 __all__ = [
     "DEFAULT_STALE_AFTER",

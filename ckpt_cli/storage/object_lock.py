@@ -32,9 +32,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .errors import LockTimeoutError
-from .records import LOCK_NAME
-from .storage import ObjectPath, translated
+from ..core.errors import LockTimeoutError
+from ..core.paths import ObjectPath
+from ..core.records import LOCK_NAME
+from .fsspec_support import translated
 
 #: seconds without renewal after which a lock counts as abandoned
 DEFAULT_TTL = 60.0

@@ -20,9 +20,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from ..core.durations import format_duration
+from ..core.records import CheckpointRecord
 from . import output, views
-from .durations import format_duration
-from .records import CheckpointRecord
 
 _STATUS_STYLE = {"valid": "green", "incomplete": "yellow", "corrupt": "bold red"}
 _MARK_STYLE = {"latest": "bold cyan", "best": "bold green"}
@@ -182,7 +182,7 @@ def _metadata_value(key: str, value: Any) -> RenderableType:
             )
         return grid
     if key == "saved_at" and isinstance(value, str):
-        from .format import parse_timestamp
+        from ..core.format import parse_timestamp
 
         try:
             ago = format_duration(max(0.0, time.time() - parse_timestamp(value)))

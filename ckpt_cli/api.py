@@ -12,7 +12,7 @@ Every example of `seed/checkpoint-usage.md` has a twin here:
 Saving is atomic and takes the run directory's lock, exactly as `ckpt save` does; errors are
 the `ckpt_cli.errors` classes (all `CkptError`), so a training loop can catch one base class.
 Every path may also be an object-store URL (`s3://bucket/run/checkpoint-1000`, any fsspec
-protocol), handled by `remote.py`.
+protocol): the operations below it (`ckpt_cli.ops`) are the same for both.
 """
 
 from __future__ import annotations
@@ -23,10 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .format import ManifestEntry, Metadata
-from .locking import DEFAULT_LOCK_TIMEOUT, run_lock
-from .records import checkpoint_name
-from .storage import Location, ObjectPath, location
+from .core.format import ManifestEntry, Metadata
+from .core.paths import Location, ObjectPath, location
+from .core.records import DEFAULT_LOCK_TIMEOUT, checkpoint_name
 
 PathLike = str | os.PathLike[str] | ObjectPath
 
@@ -90,40 +89,22 @@ class Checkpoint:
         A folder that a framework already filled is sealed (metadata.json written last); an
         existing checkpoint at `path` is replaced atomically, as the seed crate overwrites.
         """
-        from .saving import save_checkpoint
+        from .ops.save import save_checkpoint
 
-        where = location(path)
-        if isinstance(where, ObjectPath):
-            from . import remote
-
-            remote.save_locked(
-                where,
-                self._metadata(),
-                payloads=[Path(p) for p in payloads],
-                move=move,
-                hashes=hashes,
-                lock_timeout=lock_timeout,
-            )
-            self.path = where
-            return where
-        folder = where
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        with run_lock(folder.parent, lock_timeout):
-            save_checkpoint(
-                folder,
-                self._metadata(),
-                payloads=[Path(p) for p in payloads],
-                move=move,
-                force=True,
-                hashes=hashes,
-            )
-        self.path = folder
-        return folder
+        self.path = save_checkpoint(
+            path,
+            self._metadata(),
+            payloads=[Path(p) for p in payloads],
+            move=move,
+            hashes=hashes,
+            lock_timeout=lock_timeout,
+        )
+        return self.path
 
     @classmethod
     def load(cls, path: PathLike) -> Checkpoint:
         """Load and validate a checkpoint folder (or its metadata.json)."""
-        from .rundir import checkpoint_folder, read_metadata
+        from .ops.load import checkpoint_folder, read_metadata
 
         folder = checkpoint_folder(location(path))
         return cls._from_metadata(read_metadata(folder), folder)
@@ -131,7 +112,7 @@ class Checkpoint:
     @classmethod
     def find_latest(cls, checkpoint_dir: PathLike) -> Checkpoint:
         """The valid checkpoint with the highest step; NotFoundError when there is none."""
-        from .rundir import find_latest
+        from .ops.latest import find_latest
 
         folder, meta = find_latest(location(checkpoint_dir))
         return cls._from_metadata(meta, folder)
@@ -145,8 +126,8 @@ class Checkpoint:
         checkpoint is touched, and a checkpoint folder that is incomplete or corrupt (another
         tool's, or a crash) is kept unless `delete_incomplete`, and then only once stale.
         """
-        from .pruning import prune_run_dir
-        from .retention import RetentionPolicy
+        from .core.retention import RetentionPolicy
+        from .ops.prune import prune_run_dir
 
         policy = RetentionPolicy(
             keep_last=config.max_checkpoints, delete_incomplete=delete_incomplete

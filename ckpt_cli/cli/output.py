@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from .records import display_name
+from ..core.records import display_name
 
 
 def stdout_is_terminal() -> bool:

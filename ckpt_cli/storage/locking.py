@@ -11,11 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import LockTimeoutError, fs_error
-from .records import LOCK_NAME
-
-#: seconds a save or prune waits for the lock unless told otherwise
-DEFAULT_LOCK_TIMEOUT = 300.0
+from ..core.errors import LockTimeoutError, fs_error
+from ..core.records import DEFAULT_LOCK_TIMEOUT, LOCK_NAME
 
 
 @contextmanager

@@ -1,0 +1,190 @@
+"""Saving: `ckpt save` and `Checkpoint.save`, written once over any storage backend.
+
+Under the run lock: the latest checkpoint fills in what the request leaves out (epoch,
+best_loss), the backend commits by its own protocol (`Backend.commit`: staging and rename on a
+local disk, payload first and marker last on an object store), then the keep rules prune,
+after the commit and never before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..core.errors import CkptFileSystemError, NoRunDirError, NotFoundError, UsageError
+from ..core.format import Metadata, check_metadata
+from ..core.manifest import check_recordable_name
+from ..core.paths import Location, Target
+from ..core.records import (
+    DEFAULT_LOCK_TIMEOUT,
+    METADATA_NAME,
+    STAGING_RE,
+    TRASH_RE,
+    checkpoint_name,
+)
+from ..core.retention import RetentionPolicy
+from ..storage import backend_for
+from ..storage.base import ByteProgress
+from ..storage.listing import Payload
+from .latest import latest_in
+from .prune import PruneResult, prune_locked
+
+
+def _no_progress(_: int) -> None:
+    return None
+
+
+def check_payloads(payloads: Sequence[Path], run_dir: Path | None = None) -> list[Payload]:
+    """The payloads with the names they take in the checkpoint; refuses what cannot go in.
+    `run_dir` is the local run directory, which no payload may hold (None for a URL)."""
+    placed: dict[str, Path] = {}
+    for source in payloads:
+        name = source.name
+        if not name or name in (".", ".."):
+            raise UsageError(f"{source}: not a file name that can go into a checkpoint")
+        if name == METADATA_NAME or STAGING_RE.fullmatch(name) or TRASH_RE.fullmatch(name):
+            raise UsageError(f"{source}: the name {name!r} is reserved by ckpt")
+        if not source.exists():
+            raise CkptFileSystemError(f"{source}: no such payload file")
+        check_recordable_name(source, name)
+        if not (source.is_file() or source.is_dir()):
+            raise UsageError(f"{source}: not a regular file or a folder")
+        if run_dir is not None and _holds(source, run_dir):
+            raise UsageError(
+                f"{source}: holds the run directory, and a checkpoint cannot contain itself"
+            )
+        if name in placed:
+            raise UsageError(f"{source}: two payloads are both named {name!r}")
+        placed[name] = source
+    return [Payload(source, name) for name, source in placed.items()]
+
+
+def _holds(source: Path, run_dir: Path) -> bool:
+    """Whether the run directory is `source` or lies below it (copying it would recurse)."""
+    resolved, target = source.resolve(), run_dir.resolve()
+    return resolved == target or resolved in target.parents
+
+
+@dataclass
+class SaveRequest:
+    """What `ckpt save` was asked to record; unset values come from the latest checkpoint."""
+
+    step: int
+    epoch: int | None = None
+    loss: float | None = None
+    best_loss: float | None = None
+    rng_state: int | None = None
+    optimizer_state: list[float] = field(default_factory=list)
+
+
+@dataclass
+class SaveResult:
+    """What a save did: the checkpoint's folder, how ("saved", "sealed", "replaced"), the
+    best_loss it recorded, and the prune that followed when keep rules were given."""
+
+    path: Location
+    outcome: str
+    best_loss: float
+    prune: PruneResult | None = None
+
+
+def resolve_best_loss(
+    run_dir: Location, loss: float | None, best: float | None, previous: Metadata | None
+) -> float:
+    """DESIGN.md's rule: --best-loss outright; --loss as a running minimum over the latest
+    checkpoint's best_loss; neither: the latest's carried forward, or a usage error."""
+    if best is not None:
+        return best
+    if loss is not None:
+        return min(loss, previous.best_loss) if previous is not None else loss
+    if previous is not None:
+        return previous.best_loss
+    raise UsageError(
+        f"{run_dir}: no earlier checkpoint to take best_loss from; give --loss or --best-loss"
+    )
+
+
+def metadata_for(run_dir: Location, request: SaveRequest, previous: Metadata | None) -> Metadata:
+    """The metadata a save records: the request, with the epoch taken from the latest
+    checkpoint (else 0) when not given, and best_loss by `resolve_best_loss`."""
+    epoch = request.epoch if request.epoch is not None else (previous.epoch if previous else 0)
+    return Metadata(
+        epoch=epoch,
+        global_step=request.step,
+        best_loss=resolve_best_loss(run_dir, request.loss, request.best_loss, previous),
+        optimizer_state=request.optimizer_state,
+        rng_state=request.rng_state,
+        loss=request.loss,
+    )
+
+
+def save_to_run(
+    run_dir: Target,
+    request: SaveRequest,
+    *,
+    payloads: Sequence[Path] = (),
+    move: bool = False,
+    force: bool = False,
+    hashes: bool = True,
+    policy: RetentionPolicy | None = None,
+    lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT,
+    progress: ByteProgress = _no_progress,
+) -> SaveResult:
+    """`ckpt save`: under the run lock, fill in from the latest checkpoint, commit, then prune
+    by `policy` (after the commit, never before)."""
+    backend, run = backend_for(run_dir)
+    # before the lock: a typo in a file name costs no wait and no request
+    placed = check_payloads(payloads, backend.local_run(run))
+    backend.create_run(run)
+    with backend.lock(run, lock_timeout) as guard:
+        try:
+            previous: Metadata | None = latest_in(backend, run)[1]
+        except (NotFoundError, NoRunDirError):  # the first save creates the run
+            previous = None
+        meta = metadata_for(run, request, previous)
+        # every value is checked before anything touches the store; the optimizer state is
+        # encoded once, by the commit
+        check_metadata(meta)
+        folder = run / checkpoint_name(request.step)
+        outcome = backend.commit(
+            folder,
+            meta,
+            placed,
+            move=move,
+            force=force,
+            hashes=hashes,
+            progress=progress,
+            guard=guard,
+        )
+        pruned = prune_locked(backend, run, policy, guard) if policy is not None else None
+    return SaveResult(folder, outcome, meta.best_loss, pruned)
+
+
+def save_checkpoint(
+    folder: Target,
+    meta: Metadata,
+    *,
+    payloads: Sequence[Path] = (),
+    move: bool = False,
+    hashes: bool = True,
+    lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT,
+) -> Location:
+    """`Checkpoint.save`: commit `meta` at the folder `folder` under its run's lock, replacing
+    what is there (as the seed crate overwrites) or sealing a folder a framework filled."""
+    backend, where = backend_for(folder)
+    check_metadata(meta)
+    placed = check_payloads(payloads, backend.local_run(where.parent))
+    backend.create_run(where.parent)
+    with backend.lock(where.parent, lock_timeout) as guard:
+        backend.commit(
+            where,
+            meta,
+            placed,
+            move=move,
+            force=True,
+            hashes=hashes,
+            progress=_no_progress,
+            guard=guard,
+        )
+    return where
