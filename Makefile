@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 CKPT := $(VENV)/bin/ckpt
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: install demo test lint format completions captures bench stress clean
+.PHONY: install demo test lint format completions captures bench stress fixtures clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,14 +26,14 @@ test: install
 	$(PY) -m pytest
 
 lint: install
-	$(VENV)/bin/ruff check ckpt_cli tests examples benchmarks
-	$(VENV)/bin/ruff format --check ckpt_cli tests examples benchmarks
+	$(VENV)/bin/ruff check ckpt_cli tests examples benchmarks fixtures_gen
+	$(VENV)/bin/ruff format --check ckpt_cli tests examples benchmarks fixtures_gen
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-cache
 
 format: install
-	$(VENV)/bin/ruff check --fix ckpt_cli tests examples benchmarks
-	$(VENV)/bin/ruff format ckpt_cli tests examples benchmarks
+	$(VENV)/bin/ruff check --fix ckpt_cli tests examples benchmarks fixtures_gen
+	$(VENV)/bin/ruff format ckpt_cli tests examples benchmarks fixtures_gen
 
 # Typer's --show-completion ignores its SHELL argument: ask for each shell's script by name
 completions: install
@@ -54,5 +54,10 @@ captures: install
 bench: install
 	$(PY) benchmarks/run.py --out BENCHMARKS.md
 
+# Not part of `make test`: rebuilds tests/fixtures/hf_trainer/ with the real Hugging Face Trainer
+# (torch, transformers, CPU) in its own .venv-fixtures/, so that `make test` never installs torch.
+fixtures:
+	bash fixtures_gen/make_fixtures.sh
+
 clean:
-	rm -rf $(VENV) demo-run .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venv-fixtures demo-run .pytest_cache .mypy_cache .ruff_cache .hypothesis
