@@ -323,11 +323,12 @@ def test_list_plain_json_and_empty(run_dir: Path) -> None:
         "status",
         "markers",
         "name",
+        "layout",
     ]
     assert [line.split()[0] for line in lines[1:]] == ["9000", "10000", "11000"]
-    assert lines[1].split()[6:] == ["valid", "best", "checkpoint-9000"]
-    assert lines[2].split()[6:] == ["valid", "latest", "checkpoint-10000"]
-    assert lines[3].split()[6:] == ["incomplete", "-", "checkpoint-11000"]
+    assert lines[1].split()[6:] == ["valid", "best", "checkpoint-9000", "ckpt"]
+    assert lines[2].split()[6:] == ["valid", "latest", "checkpoint-10000", "ckpt"]
+    assert lines[3].split()[6:] == ["incomplete", "-", "checkpoint-11000", "-"]
     assert "│" not in result.stdout and "\x1b[" not in result.stdout
     docs = json.loads(invoke("list", str(run_dir), "--json").stdout)
     assert [(d["global_step"], d["status"], d["markers"]) for d in docs] == [

@@ -151,7 +151,7 @@ def test_save_latest_list_load_verify(place: Place, tmp_path: Path) -> None:
     assert listed[0]["size"] > 3030 and listed[2]["size"] < 1000
     plain = ok("list", place.url).splitlines()
     assert plain[0].split() == ["step", "epoch", "loss", "best_loss", "size", "age", "status",
-                                "markers", "name"]  # fmt: skip
+                                "markers", "name", "layout"]  # fmt: skip
     assert ok("verify", place.url).splitlines() == [
         f"ok      {place.sub(f'checkpoint-{step}')}" for step in (10, 20, 30)
     ]
@@ -324,6 +324,41 @@ def test_python_api(place: Place) -> None:
     assert [str(p) for p in deleted] == [place.sub("checkpoint-100")]
     # what ckpt cannot read is kept, and never counts toward max_checkpoints
     assert place.names() == ["checkpoint-200", "checkpoint-300", "checkpoint-50"]
+
+
+def test_a_trainer_run_on_the_store(place: Place) -> None:
+    """The Hugging Face Trainer's folders (the real fixture's files) read, protected and sealed
+    by the same code on an object store as on a disk."""
+    fixture = Path(__file__).parent / "fixtures" / "hf_trainer" / "complete"
+    for path in sorted(fixture.rglob("*")):
+        if path.is_file():
+            place.write(path.relative_to(fixture).as_posix(), path.read_bytes())
+    place.write("checkpoint-70/config.json", b"{}")  # a torn save: no trainer_state.json
+    rows = {r["global_step"]: r for r in json.loads(ok("list", place.url, "--json"))}
+    assert [rows[s]["layout"] for s in (10, 60)] == ["hf-trainer", "hf-trainer"]
+    assert rows[70]["status"] == "incomplete"
+    assert rows[20]["loss"] == pytest.approx(0.2736125588417053)
+    assert rows[60]["best_loss"] == pytest.approx(0.2736125588417053)
+    assert ok("latest", place.url) == f"{place.sub('checkpoint-60')}\n"
+    doc = json.loads(ok("load", place.sub("checkpoint-20"), "--json"))
+    assert (doc["epoch_exact"], doc["best_global_step"]) == (2.5, 20)
+    plan = json.loads(ok("prune", place.url, "--keep-last", "1", "--dry-run", "--json"))
+    decisions = {e["name"]: (e["decision"], e["reasons"]) for e in plan["runs"][0]["entries"]}
+    assert decisions["checkpoint-20"] == ("keep", ["Trainer's best"])
+    assert decisions["checkpoint-70"][0] == "keep"  # what ckpt cannot read stays
+    assert [n for n, (d, _) in decisions.items() if d == "delete"] == [
+        "checkpoint-10",
+        "checkpoint-30",
+        "checkpoint-40",
+        "checkpoint-50",
+    ]
+    sealed = json.loads(ok("save", place.url, "--step", "20", "--json"))
+    assert (sealed["outcome"], sealed["best_loss"]) == ("sealed", pytest.approx(0.2736125588417053))
+    assert json.loads(ok("verify", place.sub("checkpoint-20"), "--json"))["ok"] is True
+    assert (
+        place.read("checkpoint-20/trainer_state.json")
+        == (fixture / "checkpoint-20" / "trainer_state.json").read_bytes()
+    )
 
 
 # ---- a URL is never a local path ---------------------------------------------------------------

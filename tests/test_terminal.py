@@ -101,7 +101,7 @@ def test_list_in_a_pipe_is_plain_greppable_text(demo_run: Path) -> None:
     assert "\x1b[" not in done.stdout and not any(c in done.stdout for c in BOX)
     lines = done.stdout.splitlines()
     assert lines[0].split() == views.LIST_HEADER
-    assert all(len(line.split()) == 9 for line in lines), done.stdout
+    assert all(len(line.split()) == 10 for line in lines), done.stdout
     assert [line.split()[0] for line in lines[1:]] == [str(s * 250) for s in range(1, 14)]
     assert done.stderr == ""
 

@@ -165,6 +165,7 @@ def _root(
 def show_metadata(folder: Location, meta: Metadata, as_json: bool, field: str | None) -> None:
     """`load` and `latest --json/--field`: one checkpoint in full."""
     doc = metadata_to_json(meta, path=str(folder), status="valid")
+    doc.setdefault("layout", "ckpt")
     if field is not None:
         if field not in doc:
             raise UsageError(f"--field: unknown field {field!r} (known: {', '.join(doc)})")

@@ -94,7 +94,13 @@ def field_text(value: Any) -> str:
     """A single field for `--field`: strings as they are, everything else as JSON."""
     if isinstance(value, str):
         return value
+    if isinstance(value, float) and not math.isfinite(value):
+        return _non_finite(value)  # a framework's NaN or Infinity, shown as it wrote it
     return orjson.dumps(value, default=_default).decode()
+
+
+def _non_finite(value: float) -> str:
+    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
 
 
 def human_bytes(size: int | None) -> str:
@@ -111,6 +117,8 @@ def human_bytes(size: int | None) -> str:
 def number(value: float | None) -> str:
     if value is None:
         return "-"
+    if not math.isfinite(value):
+        return _non_finite(value)
     return f"{value:.6g}"
 
 

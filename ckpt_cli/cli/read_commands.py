@@ -198,6 +198,7 @@ def verify(
             "path": str(r.path),
             "global_step": r.step,
             "status": r.status,
+            "layout": r.layout,
             "ok": r.ok,
             "problems": r.problems,
         }

@@ -77,24 +77,27 @@ _LIST_COLUMNS = (
     ("size", "right"),
     ("age", "right"),
     ("status", "left"),
+    ("layout", "left"),
     ("", "left"),
 )
-_DROP_ORDER = ("epoch", "age", "status", "loss")
+_DROP_ORDER = ("layout", "epoch", "age", "status", "loss")
 
 
-def _fitting_columns(cells: Sequence[Sequence[Text]], width: int) -> list[int]:
-    """Indexes of the columns to show so that the table's natural width fits `width`."""
+def _fitting_columns(cells: Sequence[Sequence[Text]], width: int, layouts: bool) -> list[int]:
+    """Indexes of the columns to show so that the table's natural width fits `width` (the
+    layout column only where some row is not ckpt's own)."""
     natural = [
         max([len(header)] + [cells[row][index].cell_len for row in range(len(cells))])
         for index, (header, _) in enumerate(_LIST_COLUMNS)
     ]
-    kept = list(range(len(_LIST_COLUMNS)))
+    kept = [i for i, (header, _) in enumerate(_LIST_COLUMNS) if layouts or header != "layout"]
     headers = [header for header, _ in _LIST_COLUMNS]
     for name in _DROP_ORDER:
         # each column takes its content, one space of padding either side and a border
         if sum(natural[i] + 3 for i in kept) + 1 <= width:
             break
-        kept.remove(headers.index(name))
+        if headers.index(name) in kept:
+            kept.remove(headers.index(name))
     return kept
 
 
@@ -121,16 +124,18 @@ def render_list(
         cells.append(
             [
                 Text(_step(r)),
-                Text("-" if r.epoch is None else str(r.epoch)),
+                Text(views.epoch_text(r)),
                 Text(output.number(r.loss)),
                 Text(output.number(r.best_loss)),
                 Text(output.human_bytes(r.size)),
                 Text(_age(now, r.saved_at)),
                 Text(status, style=_STATUS_STYLE.get(status, "dim")),
+                Text(r.layout or "-", style="dim" if r.layout is None else ""),
                 _markers(marks.get(r.name, [])),
             ]
         )
-    kept = _fitting_columns(cells, out.width)
+    layouts = any(r.layout not in (None, "ckpt") for r in rows)
+    kept = _fitting_columns(cells, out.width, layouts)
     table = Table(title=str(run_dir), title_justify="left", title_style="bold")
     for index in kept:
         name, justify = _LIST_COLUMNS[index]

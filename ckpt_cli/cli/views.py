@@ -66,13 +66,22 @@ def record_values(record: CheckpointRecord) -> dict[str, Any]:
         "name": record.display,
         "global_step": record.step,
         "epoch": record.epoch,
+        "epoch_exact": record.epoch_exact,
         "loss": record.loss,
         "best_loss": record.best_loss,
         "rng_state": record.rng_state,
         "saved_at": iso(record.saved_at),
         "size": record.size,
         "status": status_of(record),
+        "layout": record.layout,
     }
+
+
+def epoch_text(record: CheckpointRecord) -> str:
+    """The epoch as the framework wrote it (the Trainer's `2.5`), else the format's integer."""
+    if record.epoch_exact is not None:
+        return output.number(record.epoch_exact)
+    return "-" if record.epoch is None else str(record.epoch)
 
 
 def record_json(record: CheckpointRecord, markers: list[str]) -> dict[str, Any]:
@@ -262,7 +271,18 @@ def no_chart_reason(series: LossSeries) -> str:
     )
 
 
-LIST_HEADER = ["step", "epoch", "loss", "best_loss", "size", "age", "status", "markers", "name"]
+LIST_HEADER = [
+    "step",
+    "epoch",
+    "loss",
+    "best_loss",
+    "size",
+    "age",
+    "status",
+    "markers",
+    "name",
+    "layout",
+]
 
 
 def list_lines(records: Sequence[CheckpointRecord], marks: dict[str, list[str]]) -> list[str]:
@@ -275,15 +295,16 @@ def list_lines(records: Sequence[CheckpointRecord], marks: dict[str, list[str]])
         rows.append(
             [
                 "-" if r.step is None else str(r.step),
-                "-" if r.epoch is None else str(r.epoch),
+                epoch_text(r),
                 output.number(r.loss),
                 output.number(r.best_loss),
                 output.human_bytes(r.size).replace(" ", ""),
-                # one word per column, so that `split()` and `awk` see nine fields
+                # one word per column, so that `split()` and `awk` see ten fields
                 age_text(now, r.saved_at).replace(" ", ""),
                 status_of(r),
                 ",".join(marks.get(r.name, [])) or "-",
                 r.display,
+                r.layout or "-",
             ]
         )
     return output.columns(rows)
@@ -354,13 +375,15 @@ def prune_json(
 
 
 def prune_lines(results: Sequence[PruneResult], dry_run: bool) -> list[str]:
-    """Plain lines a log file can keep: one per deleted folder and per checkpoint folder kept
-    because ckpt cannot read it (with how to reclaim it), then a summary per run."""
+    """Plain lines a log file can keep: one per deleted folder, one per folder kept because
+    ckpt cannot read it (with how to reclaim it) or because a framework's state names it (the
+    Trainer's best), then a summary per run."""
     verb = "would delete" if dry_run else "deleted"
     lines = []
     for result in results:
         for entry in result.plan.kept:
-            if not entry.record.is_valid_checkpoint:
+            # what only a framework's state or ckpt's caution keeps: said, so a log shows why
+            if not entry.record.is_valid_checkpoint or entry.record.pinned:
                 lines.append(f"kept {entry.record.path} ({', '.join(entry.reasons)})")
         for entry in result.deleted:
             what = "stale" if entry.is_stale else "checkpoint"

@@ -36,6 +36,10 @@ class IncompleteCheckpointError(InvalidCheckpointError):
     """A checkpoint folder without its completeness marker (a save in progress or a crash)."""
 
 
+class NoSignatureError(IncompleteCheckpointError):
+    """A checkpoint folder without what a layout writes: another layout may read it."""
+
+
 class VerifyError(InvalidCheckpointError):
     """A checkpoint's files do not match the manifest recorded at save time."""
 

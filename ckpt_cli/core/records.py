@@ -15,7 +15,8 @@ from .paths import Location
 
 #: What kind of name an entry in a run directory has.
 #: - checkpoint: `checkpoint-<digits>` (a real directory, not a symlink)
-#: - staging: `.checkpoint-<step>.staging-<token>`, a save in progress or abandoned
+#: - staging: `.checkpoint-<step>.staging-<token>`, a save in progress or abandoned, or a
+#:   framework's temporary folder (`tmp-checkpoint-<step>`)
 #: - trash: `.checkpoint-<step>.deleting-<token>`, a deletion in progress or interrupted
 #: - symlink: any symlink (never followed, never deleted through)
 #: - other: anything else; never touched
@@ -82,6 +83,14 @@ class CheckpointRecord:
     size: int | None = None
     #: why the entry is corrupt, or a warning about it (e.g. name/metadata step mismatch)
     error: str | None = None
+    #: which layout read it (`ckpt`, `hf-trainer`, ...); None for what no layout read
+    layout: str | None = None
+    #: the epoch as the framework wrote it, when that is not a whole number of the format's
+    #: kind (the Trainer's 2.5): `epoch` is then the epochs completed
+    epoch_exact: float | None = None
+    #: why retention must always keep it: a framework's own state names it (its best, its
+    #: resume point)
+    pinned: tuple[str, ...] = ()
 
     @property
     def is_valid_checkpoint(self) -> bool:

@@ -300,6 +300,10 @@ def _rule_reasons(
         ]
         if dated:
             mark({max(dated)[2]}, "newest save")
+    for i, record in enumerate(valid):
+        # what a framework's own state names (the Trainer's best) is never another's to drop
+        for reason in record.pinned:
+            mark({i}, reason)
     return reasons
 
 

@@ -12,16 +12,20 @@ one line in the registry (`layouts/__init__.py`); no operation changes.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ..core.format import Metadata
-from ..core.paths import Location
-from ..storage.base import Backend
-from ..storage.listing import Entry
+from ..core.errors import CkptError
+
+if TYPE_CHECKING:
+    from ..core.format import Metadata
+    from ..core.paths import Location
+    from ..storage.base import Backend
+    from ..storage.listing import Entry
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: one is made per checkpoint a listing reads
 class Reading:
     """What a layout read from a complete folder: the values of its record."""
 
@@ -37,21 +41,40 @@ class Reading:
     #: whether `metadata` was read and validated whole (optimizer state included), so that
     #: verify need not read it again
     whole: bool = False
+    #: which layout read it, and the values of its own that a record shows
+    layout: str = "ckpt"
+    #: the epoch as the framework wrote it (the Trainer's is a float: 2.5)
+    epoch_exact: float | None = None
+    best_metric: float | None = None
+    #: which checkpoint the framework names as its best (the Trainer: by step, by path)
+    best_global_step: int | None = None
+    best_model_checkpoint: str | None = None
+    #: the last entry of a Trainer state's history (a later state continues from it)
+    last_entry: Mapping[str, Any] | None = None
 
 
 class Layout(Protocol):
     """One way a checkpoint folder is written and read."""
 
-    #: the name `list --json` reports in `layout` and `--layout` would take
+    #: the name `list` shows in its `layout` column and JSON key
     name: str
     #: the folder names this layout uses; the group captures the step
     folder_re: re.Pattern[str]
 
-    def summary(self, backend: Backend, folder: Location, entry: Entry) -> Reading | None:
-        """The folder's record, reading what a listing needs (cheaply: the ends of a large
-        file); None when the folder does not carry this layout's signature. Raises
-        InvalidCheckpointError when it does but is corrupt, CkptFileSystemError when it
-        cannot be read."""
+    def summaries(
+        self, backend: Backend, run: Location, claimed: Sequence[tuple[Entry, int]]
+    ) -> list[Reading | CkptError | None]:
+        """For each (entry, step) of a listing whose name this layout uses, its record, read
+        cheaply (what a listing shows: the ends of a large file); None where the folder
+        lacks this layout's signature; an IncompleteCheckpointError where it has it but is
+        incomplete, another CkptError where it is corrupt or cannot be read."""
 
     def load(self, backend: Backend, folder: Location) -> Metadata:
-        """The folder's metadata in full, validated (load, latest, verify)."""
+        """The folder's values in full, validated (load, latest, verify). Raises NoSignatureError
+        when the folder does not hold what this layout writes."""
+
+    def pins(
+        self, backend: Backend, run: Location, readings: Mapping[str, Reading], names: set[str]
+    ) -> dict[str, str]:
+        """The entries of the run that this layout's state protects (a framework's named
+        best or resume point), with the reason: always kept by retention."""

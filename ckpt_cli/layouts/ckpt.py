@@ -8,13 +8,15 @@ costs the same whatever the size of the state (`ckpt_summary.py`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from ..core.errors import (
+    CkptError,
     CkptFileSystemError,
-    IncompleteCheckpointError,
     InvalidCheckpointError,
     NoCheckpointFolderError,
+    NoSignatureError,
 )
 from ..core.format import Metadata, decode_metadata, parse_timestamp, validate_document
 from ..core.paths import Location
@@ -30,8 +32,8 @@ if TYPE_CHECKING:  # `ckpt latest` needs `load` only
 SMALL_METADATA = 64 * 1024
 
 
-def incomplete(folder: Location) -> IncompleteCheckpointError:
-    return IncompleteCheckpointError(
+def incomplete(folder: Location) -> NoSignatureError:
+    return NoSignatureError(
         f"{folder}: incomplete checkpoint, no {METADATA_NAME} (a save in progress or a crash)"
     )
 
@@ -144,10 +146,32 @@ def _from_the_ends(blob: Blob, source: str) -> Metadata | None:
     return validate_document(before, source)
 
 
+_READING: list[type[Reading]] = []
+
+
+def _reading_class() -> type[Reading]:
+    # imported once, on the first listing (not by `ckpt latest`), and not once per folder
+    if not _READING:
+        from .base import Reading
+
+        _READING.append(Reading)
+    return _READING[0]
+
+
+#: the layout a listing shows for a Hugging Face Trainer folder that `ckpt save` sealed: read
+#: by ckpt's marker, whose values win, and written by the Trainer
+SEALED_TRAINER = "ckpt+hf-trainer"
+
+
+def _sealed_trainer(backend: Backend, folder: Location, entry: Entry) -> bool:
+    if entry.files is not None:
+        return "trainer_state.json" in entry.files
+    return backend.state(folder / "trainer_state.json") == "file"
+
+
 def reading(meta: Metadata, whole: bool) -> Reading:
     """A metadata.json's values as a record's."""
-    from .base import Reading
-
+    Reading = _reading_class()
     saved_at = None if meta.saved_at is None else parse_timestamp(meta.saved_at)
     return Reading(
         global_step=meta.global_step,
@@ -169,10 +193,33 @@ class CkptLayout:
 
     def summary(self, backend: Backend, folder: Location, entry: Entry) -> Reading | None:
         found = summary_metadata(backend, folder, entry)
-        return None if found is None else reading(*found)
+        if found is None:
+            return None
+        read = reading(*found)
+        if _sealed_trainer(backend, folder, entry):
+            read.layout = SEALED_TRAINER
+        return read
+
+    def summaries(
+        self, backend: Backend, run: Location, claimed: Sequence[tuple[Entry, int]]
+    ) -> list[Reading | CkptError | None]:
+        """Each folder on its own, concurrently on an object store."""
+
+        def one(item: tuple[Entry, int]) -> Reading | CkptError | None:
+            try:
+                return self.summary(backend, run / item[0].name, item[0])
+            except CkptError as exc:
+                return exc
+
+        return list(backend.map(one, claimed))
 
     def load(self, backend: Backend, folder: Location) -> Metadata:
         return load(backend, folder)
+
+    def pins(
+        self, backend: Backend, run: Location, readings: Mapping[str, Reading], names: set[str]
+    ) -> dict[str, str]:
+        return {}  # a ckpt checkpoint names no other
 
 
 LAYOUT = CkptLayout()

@@ -13,6 +13,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
+from .. import layouts
 from ..core.errors import (
     CkptFileSystemError,
     InvalidCheckpointError,
@@ -22,7 +23,6 @@ from ..core.errors import (
 from ..core.format import Metadata
 from ..core.paths import Location, Target
 from ..core.records import MAX_U64, checkpoint_name, display_name, step_from_name
-from ..layouts import default
 from ..storage import backend_for
 
 if TYPE_CHECKING:
@@ -144,7 +144,14 @@ def find_latest(target: Target, warn: Warn = _ignore) -> tuple[Location, Metadat
 
 
 def latest_in(backend: Backend, run: Location, warn: Warn = _ignore) -> tuple[Location, Metadata]:
-    """`find_latest` on a backend already chosen.
+    return latest_and_names(backend, run, warn)[0]
+
+
+def latest_and_names(
+    backend: Backend, run: Location, warn: Warn = _ignore
+) -> tuple[tuple[Location, Metadata], list[str]]:
+    """`latest_in`, and the names of the listing it found it in (what a save needs to know
+    is there, without listing again).
 
     A folder that vanishes between the listing and its read was deleted by a prune that ran
     meanwhile, which may have followed a save of a higher step: where the listing is exact
@@ -154,8 +161,9 @@ def latest_in(backend: Backend, run: Location, warn: Warn = _ignore) -> tuple[Lo
     for attempt in range(_RELISTS + 1):
         warnings: list[str] = []
         relist = backend.exact_listing and attempt < _RELISTS
+        names = backend.names(run)
         try:
-            found = _latest(backend, run, backend.names(run), warnings.append, relist)
+            found = _latest(backend, run, names, warnings.append, relist)
         except _Vanished:
             continue  # what a stale listing warned about does not matter
         except NotFoundError:
@@ -164,14 +172,13 @@ def latest_in(backend: Backend, run: Location, warn: Warn = _ignore) -> tuple[Lo
             raise
         for message in warnings:
             warn(message)
-        return found
+        return found, names
     raise AssertionError("unreachable")  # pragma: no cover - the last attempt never relists
 
 
 def _latest(
     backend: Backend, run: Location, names: list[str], warn: Warn, relist: bool
 ) -> tuple[Location, Metadata]:
-    layout = default()
     for step, name in descending_steps(names):
         folder = run / name
         shown = display_name(name)
@@ -182,7 +189,7 @@ def _latest(
             warn(f"skipping {run / shown}: a symlink (ckpt does not follow links)")
             continue
         try:
-            meta = layout.load(backend, folder)
+            meta = layouts.load(backend, folder)
         except NoCheckpointFolderError:
             if relist:
                 raise _Vanished from None

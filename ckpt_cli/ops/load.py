@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .. import layouts
 from ..core.format import Metadata
 from ..core.paths import Location, Target
 from ..core.records import METADATA_NAME
-from ..layouts import default
 from ..storage import backend_for
 
 if TYPE_CHECKING:
@@ -33,4 +33,4 @@ def checkpoint_folder(target: Target) -> Location:
 def read_metadata(target: Target) -> Metadata:
     """Load and validate `folder/metadata.json` (see `layouts.ckpt.load` for the errors)."""
     backend, folder = backend_for(target)
-    return default().load(backend, folder)
+    return layouts.load(backend, folder)

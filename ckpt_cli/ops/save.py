@@ -8,11 +8,18 @@ after the commit and never before.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ..core.errors import CkptFileSystemError, NoRunDirError, NotFoundError, UsageError
+from ..core.errors import (
+    CkptFileSystemError,
+    InvalidCheckpointError,
+    NoRunDirError,
+    NotFoundError,
+    UsageError,
+)
 from ..core.format import Metadata, check_metadata
 from ..core.manifest import check_recordable_name
 from ..core.paths import Location, Target
@@ -25,9 +32,9 @@ from ..core.records import (
 )
 from ..core.retention import RetentionPolicy
 from ..storage import backend_for
-from ..storage.base import ByteProgress
+from ..storage.base import Backend, ByteProgress
 from ..storage.listing import Payload
-from .latest import latest_in
+from .latest import latest_and_names
 from .prune import PruneResult, prune_locked
 
 
@@ -119,6 +126,36 @@ def metadata_for(run_dir: Location, request: SaveRequest, previous: Metadata | N
     )
 
 
+def framework_values(backend: Backend, folder: Location, request: SaveRequest) -> SaveRequest:
+    """What a seal of a Hugging Face Trainer folder records when the command line does not
+    say: epoch (the epochs completed), the own loss and the best loss, from trainer_state.json
+    (`load` checks its step against the folder's). A torn or corrupt Trainer folder is not
+    sealed: it is refused with what is wrong with it."""
+    from ..core.errors import NoCheckpointFolderError, NoSignatureError
+    from ..layouts import get
+
+    try:
+        state = get("hf-trainer").load(backend, folder)
+    except (NoSignatureError, NoCheckpointFolderError):
+        return request  # not a Trainer folder, or no folder yet
+    except InvalidCheckpointError as exc:
+        raise InvalidCheckpointError(f"cannot seal: {exc}") from None
+
+    def finite(value: float | None) -> float | None:
+        return value if value is not None and math.isfinite(value) else None
+
+    loss = request.loss if request.loss is not None else finite(state.loss)
+    best = request.best_loss
+    if best is None and request.loss is None:
+        best = finite(state.best_loss)
+    return replace(
+        request,
+        epoch=state.epoch if request.epoch is None else request.epoch,
+        loss=loss,
+        best_loss=best,
+    )
+
+
 def save_to_run(
     run_dir: Target,
     request: SaveRequest,
@@ -138,15 +175,20 @@ def save_to_run(
     placed = check_payloads(payloads, backend.local_run(run))
     backend.create_run(run)
     with backend.lock(run, lock_timeout) as guard:
+        folder = run / checkpoint_name(request.step)
         try:
-            previous: Metadata | None = latest_in(backend, run)[1]
-        except (NotFoundError, NoRunDirError):  # the first save creates the run
-            previous = None
+            (_, latest), names = latest_and_names(backend, run)
+            previous: Metadata | None = latest
+        except NotFoundError:
+            previous, names = None, [folder.name]  # no valid checkpoint: look at the folder
+        except NoRunDirError:  # the first save creates the run
+            previous, names = None, []
+        if folder.name in names:
+            request = framework_values(backend, folder, request)
         meta = metadata_for(run, request, previous)
         # every value is checked before anything touches the store; the optimizer state is
         # encoded once, by the commit
         check_metadata(meta)
-        folder = run / checkpoint_name(request.step)
         outcome = backend.commit(
             folder,
             meta,

@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from ..core.errors import CkptFileSystemError, InvalidCheckpointError
+from ..core.errors import CkptError, CkptFileSystemError, IncompleteCheckpointError
 from ..core.paths import Location, Target
 from ..core.records import (
     MAX_U64,
@@ -24,8 +24,8 @@ from ..core.records import (
     display_name,
     step_from_name,
 )
-from ..layouts import claiming
-from ..layouts.base import Reading
+from ..layouts import get, ordered, step_of, temporary_step
+from ..layouts.base import Layout, Reading
 from ..storage import backend_for
 from ..storage.base import Backend
 from ..storage.listing import Entry
@@ -55,31 +55,69 @@ def scan(target: Target, *, sizes: bool = False) -> list[CheckpointRecord]:
 
 
 def scan_run(backend: Backend, run: Location, *, sizes: bool = False) -> Listing:
-    """`scan` on a backend already chosen."""
+    """`scan` on a backend already chosen.
+
+    Each entry is classified by its name and type; a folder named as a checkpoint is offered
+    to the layouts, in the registry's order, each reading (in one batch) the folders that the
+    ones before it found no signature in; what no layout claims is incomplete. Then each
+    layout names the entries its state protects (the Trainer's best), which retention keeps.
+    """
     entries = backend.entries(run)
-    classified = list(backend.map(lambda entry: _classify(backend, run, entry), entries))
-    records = [record for record, _ in classified if record is not None]
-    readings = {record.name: found for record, found in classified if record is not None and found}
     by_name = {entry.name: entry for entry in entries}
+    records: dict[str, CheckpointRecord] = {}
+    pending: list[tuple[Entry, int]] = []
+    for entry in entries:
+        record = _by_name(run, entry)
+        if record is None:
+            pending.append((entry, step_of(entry.name) or 0))
+        else:
+            records[entry.name] = record
+    readings: dict[str, Reading] = {}
+    used: list[Layout] = []
+    for name, pattern in ordered():
+        mine = [item for item in pending if pattern.fullmatch(item[0].name)]
+        if not mine:
+            continue
+        layout = get(name)
+        used.append(layout)
+        unclaimed = []
+        for (entry, step), found in zip(mine, layout.summaries(backend, run, mine), strict=True):
+            if found is None:
+                unclaimed.append((entry, step))
+                continue
+            record = _read(backend, run, entry, step, found)
+            if record is not None:
+                records[entry.name] = record
+            if isinstance(found, Reading):
+                readings[entry.name] = found
+        pending = unclaimed + [item for item in pending if item not in mine]
+    for entry, step in pending:
+        if entry.files is None and backend.state(run / entry.name) == "missing":
+            continue  # deleted since the listing (a prune beside us)
+        records[entry.name] = _broken(run, entry, step, "incomplete", None)
+    names = set(records)
+    for layout in used:
+        for name, reason in layout.pins(backend, run, readings, names).items():
+            if name in records:
+                pinned = records[name].pinned
+                records[name] = replace(records[name], pinned=(*pinned, reason))
+    found_records = list(records.values())
     if sizes:
-        records = [_with_size(backend, record, by_name[record.name]) for record in records]
-    records.sort(key=_order)
-    return Listing(run, records, by_name, readings)
+        found_records = [_with_size(backend, r, by_name[r.name]) for r in found_records]
+    found_records.sort(key=_order)
+    return Listing(run, found_records, by_name, readings)
 
 
-def _classify(
-    backend: Backend, run: Location, entry: Entry
-) -> tuple[CheckpointRecord | None, Reading | None]:
-    """The record of one entry, and what its layout read; no record when it was deleted or
-    renamed since the listing (a save or prune ran beside the scan): it is not there, and it
-    was never broken."""
+def _by_name(run: Location, entry: Entry) -> CheckpointRecord | None:
+    """The record of an entry that its name and type say all about; None for a folder named
+    as a checkpoint, which the layouts must read."""
     name = entry.name
     path = run / name
     size = entry.size
     if entry.type == "other" and entry.mtime is None:
-        return CheckpointRecord(path, name, "other", "corrupt", error="cannot stat"), None
+        return CheckpointRecord(path, name, "other", "corrupt", error="cannot stat")
     if entry.type == "link":
-        return CheckpointRecord(path, name, "symlink", "valid", step=step_from_name(name)), None
+        return CheckpointRecord(path, name, "symlink", "valid", step=step_from_name(name))
     is_dir = entry.type == "dir"
     hidden_kinds: tuple[tuple[re.Pattern[str], EntryKind], ...] = (
         (STAGING_RE, "staging"),
@@ -89,49 +127,55 @@ def _classify(
         match = pattern.fullmatch(name)
         if match and is_dir:
             step = int(match.group(1))
-            hidden = CheckpointRecord(
+            return CheckpointRecord(
                 path, name, kind, "incomplete", step=step, saved_at=entry.mtime, size=size
             )
-            return hidden, None
-    claims = list(claiming(name)) if is_dir else []
-    if not claims:
-        other = CheckpointRecord(path, name, "other", "valid", step=step_from_name(name), size=size)
-        return other, None
-    step = claims[0][1]
+    temporary = temporary_step(name) if is_dir else None
+    if temporary is not None:  # a framework's temporary folder: never complete
+        return CheckpointRecord(
+            path, name, "staging", "incomplete", step=temporary, saved_at=entry.mtime, size=size
+        )
+    named = step_of(name) if is_dir else None
+    if named is None:
+        return CheckpointRecord(path, name, "other", "valid", step=step_from_name(name), size=size)
+    step = named
     if entry.condemned:  # an interrupted deletion: finished by the next prune
-        trash = CheckpointRecord(
+        return CheckpointRecord(
             path, name, "trash", "incomplete", step=step, saved_at=entry.mtime, size=size
         )
-        return trash, None
-
-    def broken(status: Status, error: str | None) -> CheckpointRecord:
-        return CheckpointRecord(
-            path,
-            name,
-            "checkpoint",
-            status,
-            step=step,
-            saved_at=entry.mtime,
-            size=size,
-            error=error,
-        )
-
     if step > MAX_U64:
-        return broken("corrupt", f"{display_name(name)}: step number past 2^64-1"), None
-    try:
-        for layout, _ in claims:
-            found = layout.summary(backend, path, entry)
-            if found is not None:
-                return valid_record(path, name, step, found, entry.mtime, size), found
-    except InvalidCheckpointError as exc:
-        return broken("corrupt", str(exc)), None
-    except CkptFileSystemError as exc:
-        if backend.state(path) == "missing":
-            return None, None
-        return broken("corrupt", str(exc)), None
-    if entry.files is None and backend.state(path) == "missing":
-        return None, None  # deleted since the listing
-    return broken("incomplete", None), None
+        return _broken(
+            run, entry, step, "corrupt", f"{display_name(name)}: step number past 2^64-1"
+        )
+    return None
+
+
+def _broken(
+    run: Location, entry: Entry, step: int, status: Status, error: str | None
+) -> CheckpointRecord:
+    return CheckpointRecord(
+        run / entry.name,
+        entry.name,
+        "checkpoint",
+        status,
+        step=step,
+        saved_at=entry.mtime,
+        size=entry.size,
+        error=error,
+    )
+
+
+def _read(
+    backend: Backend, run: Location, entry: Entry, step: int, found: Reading | CkptError
+) -> CheckpointRecord | None:
+    """The record of a folder a layout claimed; None when it vanished since the listing."""
+    if isinstance(found, Reading):
+        return valid_record(run / entry.name, entry.name, step, found, entry.mtime, entry.size)
+    if isinstance(found, IncompleteCheckpointError):
+        return _broken(run, entry, step, "incomplete", str(found))
+    if isinstance(found, CkptFileSystemError) and backend.state(run / entry.name) == "missing":
+        return None
+    return _broken(run, entry, step, "corrupt", str(found))
 
 
 def valid_record(
@@ -160,6 +204,8 @@ def valid_record(
         saved_at=mtime if found.saved_at is None else found.saved_at,
         size=size,
         error=mismatch,
+        layout=found.layout,
+        epoch_exact=found.epoch_exact if found.epoch_exact != found.epoch else None,
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from .. import layouts
 from ..core.errors import (
     CkptError,
     IncompleteCheckpointError,
@@ -17,7 +18,6 @@ from ..core.format import ManifestEntry
 from ..core.manifest import ManifestProblem, compare_manifest
 from ..core.paths import Location, Target
 from ..core.records import MAX_U64, METADATA_NAME, CheckpointRecord, step_from_name
-from ..layouts import default
 from ..layouts.base import Reading
 from ..layouts.ckpt import incomplete
 from ..storage import backend_for
@@ -46,6 +46,8 @@ class VerifyReport:
     step: int | None = None
     #: valid / incomplete / corrupt: the state of its marker (`ok` judges the payload too)
     status: str = "valid"
+    #: the layout that read it (None when none could)
+    layout: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -139,7 +141,7 @@ def _verify_one(
         # a corrupt one is read again, for the error of its own kind (data or file system)
         # what the scan read whole and validated need not be read again
         known = found.metadata if found is not None and found.whole else None
-        meta = known if known is not None else default().load(backend, folder)
+        meta = known if known is not None else layouts.load(backend, folder)
     except CkptError as exc:
         status = "incomplete" if isinstance(exc, IncompleteCheckpointError) else "corrupt"
         return VerifyReport(folder, [str(exc)], exc, step, status)
@@ -148,4 +150,7 @@ def _verify_one(
         listed = files if files is not None else backend.files(folder)
         problems = check_files(backend, folder, meta.manifest, listed, progress)
     error = VerifyError(f"{folder}: {problems[0]}") if problems else None
-    return VerifyReport(folder, [str(p) for p in problems], error, meta.global_step)
+    layout = str(meta.extra.get("layout", "ckpt"))
+    return VerifyReport(
+        folder, [str(p) for p in problems], error, meta.global_step, "valid", layout
+    )

@@ -24,7 +24,7 @@ class FileInfo:
     kind: Literal["file", "link"] = "file"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a listing makes one per entry, and frozen costs
 class Entry:
     """One entry of a run directory, as one listing of it shows it."""
 

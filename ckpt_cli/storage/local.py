@@ -51,9 +51,10 @@ def _listing(run_dir: Path) -> Iterator[None]:
         raise fs_error(exc, run_dir, "cannot list run directory") from None
 
 
-def _open_regular(path: Path) -> BinaryIO:
-    """`path` opened for reading, checked to be a regular file first: opened without blocking,
-    since a FIFO would block forever waiting for a writer (and /dev/zero fill the memory)."""
+def _open_regular(path: Path) -> tuple[BinaryIO, int]:
+    """`path` opened for reading, and its size, checked to be a regular file first: opened
+    without blocking, since a FIFO would block forever waiting for a writer (and /dev/zero
+    fill the memory)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
@@ -61,9 +62,10 @@ def _open_regular(path: Path) -> BinaryIO:
             raise DanglingLink(errno.ENOENT, "a symlink to nothing", str(path)) from None
         raise
     handle = open(fd, "rb")  # noqa: SIM115 - returned to the caller, who closes it
-    mode = os.fstat(fd).st_mode
+    info = os.fstat(fd)
+    mode = info.st_mode
     if stat.S_ISREG(mode):
-        return handle
+        return handle, info.st_size
     handle.close()
     if stat.S_ISDIR(mode):
         raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
@@ -71,9 +73,16 @@ def _open_regular(path: Path) -> BinaryIO:
 
 
 class _FileBlob:
-    def __init__(self, handle: BinaryIO) -> None:
-        self._handle = handle
-        self.size = os.fstat(handle.fileno()).st_size
+    """A regular file open for range reads; a context manager that closes it."""
+
+    def __init__(self, path: Path) -> None:
+        self._handle, self.size = _open_regular(path)
+
+    def __enter__(self) -> _FileBlob:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._handle.close()
 
     def read(self, start: int, end: int) -> bytes:
         self._handle.seek(start)
@@ -140,18 +149,12 @@ class LocalBackend:
         return "file" if kind == "other" else kind
 
     def read_file(self, path: Location, about: Location | None = None) -> bytes:
-        with _open_regular(local(path)) as handle:
+        handle, _ = _open_regular(local(path))
+        with handle:
             return handle.read()
 
-    @contextmanager
-    def _blob(self, path: Path) -> Iterator[_FileBlob]:
-        with _open_regular(path) as handle:
-            yield _FileBlob(handle)
-
-    def open_blob(
-        self, path: Location, size: int | None = None
-    ) -> AbstractContextManager[_FileBlob]:
-        return self._blob(local(path))
+    def open_blob(self, path: Location, size: int | None = None) -> _FileBlob:
+        return _FileBlob(local(path))
 
     def files(self, folder: Location) -> dict[str, FileInfo]:
         from .listing import FileInfo
