@@ -28,6 +28,9 @@ from pathlib import Path
 
 import orjson
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cases_trainer import trainer_cases  # noqa: E402 - the bench runs as a script
+
 HERE = Path(__file__).resolve().parent
 PY = sys.executable
 CKPT = str(Path(sys.executable).parent / "ckpt")
@@ -726,7 +729,7 @@ def main() -> None:
     parser.add_argument("--out", default="BENCHMARKS.md")
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
     parser.add_argument("--repeats", type=int, default=None)
-    parser.add_argument("--only", default="12345", help="which cases to run, e.g. 13")
+    parser.add_argument("--only", default="123456", help="which cases to run, e.g. 13")
     args = parser.parse_args()
     if args.repeats is None:
         args.repeats = 3 if args.quick else 5
@@ -739,7 +742,7 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory(prefix="ckpt-bench-") as name:
         tmp = Path(name)
-        steps: list[tuple[str, Callable[[], Result]]] = [
+        steps: list[tuple[str, Callable[[], Result | list[Result]]]] = [
             ("1", lambda: case_startup(tmp, args.repeats * 2)),
             (
                 "2",
@@ -753,6 +756,21 @@ def main() -> None:
                 "5",
                 lambda: case_save(tmp, args.repeats * 2 + 1, 150_000 if quick else 1_500_000),
             ),
+            (
+                "6",
+                lambda: trainer_cases(
+                    tmp,
+                    PY,
+                    CKPT,
+                    max(3, args.repeats),
+                    interleaved,
+                    process_job,
+                    Result,
+                    med,
+                    mib,
+                    quick,
+                ),
+            ),  # fmt: skip
         ]
         # prune last: deleting 10k folders that are on disk leaves the disk discarding freed
         # blocks for a while, which slowed the fsyncs of the save case run after it (1.2x -> 1.7x)
@@ -761,9 +779,10 @@ def main() -> None:
                 continue
             print(f"case {key} ...", flush=True)
             settle()  # what the cases before wrote is on disk and trimmed, out of the way
-            result = step()
-            print(f"  {result.case}: {result.ratio:.3f}× (target {result.target})", flush=True)
-            results.append(result)
+            found = step()
+            for result in found if isinstance(found, list) else [found]:
+                print(f"  {result.case}: {result.ratio:.3f}× (target {result.target})", flush=True)
+                results.append(result)
     results.sort(key=lambda result: result.case)
     Path(args.out).write_text(render(results, header, started, args))
     print(f"wrote {args.out}")

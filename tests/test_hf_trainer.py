@@ -268,3 +268,41 @@ def test_a_trainer_temporary_folder_is_removed_once_stale(trainer_run: Path) -> 
     age(trainer_run, 2)
     ckpt("prune", trainer_run, "--keep-last", "9", "--yes")
     assert not temporary.exists()
+
+
+def _long_run(run: Path, saves: int, every: int = 200, restart_at: int | None = None) -> None:
+    """A long run's states, written the Trainer's way (json.dumps, indent=2, sort_keys), big
+    enough (> 64 KiB) that list reads their heads and the ends of their histories."""
+    run.mkdir(parents=True)
+    history: list[dict[str, Any]] = []
+    for step in range(1, saves * every + 1):
+        history.append({"epoch": step / 500, "loss": 2.0 / (1 + step / 100) + (step % 7) / 50,
+                        "grad_norm": 1.0, "learning_rate": 5e-5, "step": step})  # fmt: skip
+        if step % 100 == 0:
+            history.append({"epoch": step / 500, "eval_loss": 1.0 - step / 1e4, "step": step})
+        if step % every == 0:
+            if restart_at == step:  # another run's state: its history does not continue
+                history = [dict(e, loss=e.get("loss", 0) + 1) for e in history]
+            doc = {"best_global_step": None, "best_metric": None, "epoch": step / 500,
+                   "global_step": step, "log_history": history, "logging_steps": 1,
+                   "max_steps": saves * every, "trial_params": None}  # fmt: skip
+            folder = run / f"checkpoint-{step}"
+            folder.mkdir()
+            (folder / "trainer_state.json").write_text(json.dumps(doc, indent=2, sort_keys=True))
+
+
+@pytest.mark.parametrize("restart_at", [None, 600])
+def test_list_reading_the_ends_agrees_with_a_full_read(
+    tmp_path: Path, restart_at: int | None
+) -> None:
+    from ckpt_cli.layouts.hf_trainer import LAYOUT
+    from ckpt_cli.storage.local import LocalBackend
+
+    run = tmp_path / "long"
+    _long_run(run, 6, restart_at=restart_at)
+    assert (run / "checkpoint-600" / "trainer_state.json").stat().st_size > 64 * 1024
+    rows = {r["global_step"]: r for r in ckpt_json("list", run)}
+    for step, row in rows.items():
+        full = LAYOUT.load(LocalBackend(), run / f"checkpoint-{step}")
+        assert (row["loss"], row["best_loss"]) == (full.loss, full.best_loss), step
+    assert rows[1200]["best_loss"] == pytest.approx(0.88)

@@ -131,7 +131,7 @@ def _read_state(
                     return state, False
                 if reached_start or size >= blob.size - start:
                     break
-                size *= 4
+                size *= 2
         return parse_state(blob.read_all(), source), True
 
 

@@ -47,9 +47,8 @@ def loads(data: bytes, source: str) -> Any:
 
 
 def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
+    kind = type(value)
+    return float(value) if kind is float or kind is int else None  # type: ignore[arg-type]
 
 
 def step_losses(history: Iterable[Mapping[str, Any]]) -> tuple[dict[int, float], dict[int, float]]:
@@ -57,15 +56,17 @@ def step_losses(history: Iterable[Mapping[str, Any]]) -> tuple[dict[int, float],
     train: dict[int, float] = {}
     evals: dict[int, float] = {}
     for entry in history:
-        if not isinstance(entry, Mapping):
+        if type(entry) is not dict:
             continue
         step = entry.get("step")
-        if not isinstance(step, int) or isinstance(step, bool):
+        if type(step) is not int:
             continue
-        for key, into in (("eval_loss", evals), ("loss", train)):
-            value = _number(entry.get(key))
-            if value is not None:
-                into[step] = value
+        value = entry.get("eval_loss")
+        if value is not None and (number := _number(value)) is not None:
+            evals[step] = number
+        value = entry.get("loss")
+        if value is not None and (number := _number(value)) is not None:
+            train[step] = number
     return train, evals
 
 
@@ -144,7 +145,7 @@ def split_head(head: bytes) -> tuple[dict[str, Any], int] | None:
     if at < 0 or not head.startswith(b"{"):
         return None
     try:
-        doc = loads(head[:at] + b"\n}", "head")
+        doc = loads(head[:at].rstrip().removesuffix(b",") + b"\n}", "head")
     except InvalidCheckpointError:
         return None
     return (doc, at + len(_HISTORY_KEY)) if isinstance(doc, dict) else None
@@ -185,7 +186,9 @@ def continued(
     except ValueError:
         return None
     new_train, new_evals = step_losses(entries[at + 1 :])
-    train, evals = step_losses(entries)
+    own = _own(step, new_train, new_evals)
+    if own is None:  # the step's own entries are older than the previous file's last one
+        own = _own(step, *step_losses(entries))
 
     def best(new: Mapping[int, float], before: float | None) -> float | None:
         values = [v for s, v in new.items() if s <= step]
@@ -193,7 +196,7 @@ def continued(
 
     return TrainerState(
         **values,
-        loss=_own(step, train, evals),
+        loss=own,
         best_eval=best(new_evals, previous.best_eval),
         best_train=best(new_train, previous.best_train),
         last_entry=entries[-1] if entries else previous.last_entry,
