@@ -119,6 +119,7 @@ def _from_the_ends(blob: Blob, source: str) -> Metadata | None:
         TAIL_LIMIT,
         keys_after_state,
         keys_before_state,
+        not_numbers,
         summary_of_whole,
     )
 
@@ -140,8 +141,14 @@ def _from_the_ends(blob: Blob, source: str) -> Metadata | None:
             return summary_of_whole(blob.read_all(), source)
         tail_size *= 2
     if next(iter(after), None) != "rng_state" or "ckpt" not in after:
-        # Not the end that ckpt writes: the unread middle may hold keys a summary needs.
-        return summary_of_whole(blob.read_all(), source)
+        # Not the end that ckpt writes (the seed crate's, or another tool's): the unread middle
+        # may hold keys a summary needs. It is read, but only searched, in C, for anything
+        # that is not a number, and for the array's end: when that end is the one the tail
+        # showed, the keys read from the two ends are all the file's.
+        data = blob.read_all()
+        start, end = found[1], data.find(b"]", found[1])
+        if end != size - tail_size + tail.find(b"]") or not_numbers(data, start + 1, end):
+            return summary_of_whole(data, source)
     before.update(after)
     return validate_document(before, source)
 
@@ -163,10 +170,11 @@ def _reading_class() -> type[Reading]:
 SEALED_TRAINER = "ckpt+hf-trainer"
 
 
-def _sealed_trainer(backend: Backend, folder: Location, entry: Entry) -> bool:
-    if entry.files is not None:
-        return "trainer_state.json" in entry.files
-    return backend.state(folder / "trainer_state.json") == "file"
+def _sealed_trainer(meta: Metadata) -> bool:
+    # the manifest that the seal recorded says it, at no cost: no file is looked at
+    return meta.manifest is not None and any(
+        entry.path == "trainer_state.json" for entry in meta.manifest
+    )
 
 
 def reading(meta: Metadata, whole: bool) -> Reading:
@@ -196,7 +204,7 @@ class CkptLayout:
         if found is None:
             return None
         read = reading(*found)
-        if _sealed_trainer(backend, folder, entry):
+        if _sealed_trainer(found[0]):
             read.layout = SEALED_TRAINER
         return read
 

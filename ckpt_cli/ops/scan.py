@@ -75,7 +75,10 @@ def scan_run(backend: Backend, run: Location, *, sizes: bool = False) -> Listing
     readings: dict[str, Reading] = {}
     used: list[Layout] = []
     for name, pattern in ordered():
-        mine = [item for item in pending if pattern.fullmatch(item[0].name)]
+        mine: list[tuple[Entry, int]] = []
+        others: list[tuple[Entry, int]] = []
+        for item in pending:
+            (mine if pattern.fullmatch(item[0].name) else others).append(item)
         if not mine:
             continue
         layout = get(name)
@@ -90,7 +93,7 @@ def scan_run(backend: Backend, run: Location, *, sizes: bool = False) -> Listing
                 records[entry.name] = record
             if isinstance(found, Reading):
                 readings[entry.name] = found
-        pending = unclaimed + [item for item in pending if item not in mine]
+        pending = unclaimed + others
     for entry, step in pending:
         if entry.files is None and backend.state(run / entry.name) == "missing":
             continue  # deleted since the listing (a prune beside us)
