@@ -306,3 +306,14 @@ def test_list_reading_the_ends_agrees_with_a_full_read(
         full = LAYOUT.load(LocalBackend(), run / f"checkpoint-{step}")
         assert (row["loss"], row["best_loss"]) == (full.loss, full.best_loss), step
     assert rows[1200]["best_loss"] == pytest.approx(0.88)
+
+
+def test_latest_warns_when_a_lower_step_was_saved_later(trainer_run: Path) -> None:
+    """A run restarted from step 20 wrote checkpoint-20 again, after 30..60 of the first run."""
+    age(trainer_run, 2)
+    now = time.time()
+    os.utime(trainer_run / "checkpoint-20" / "trainer_state.json", (now, now))
+    os.utime(trainer_run, (now, now))
+    done = ckpt("latest", trainer_run)
+    assert done.stdout == f"{trainer_run / 'checkpoint-60'}\n"
+    assert "checkpoint-20 was saved after checkpoint-60, which has a higher step" in done.stderr

@@ -32,6 +32,8 @@ REGISTRY: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("ckpt", CHECKPOINT_RE, "ckpt_cli.layouts.ckpt"),
     ("hf-trainer", CHECKPOINT_RE, "ckpt_cli.layouts.hf_trainer"),
 )
+#: the files whose writing completes a folder, by layout (what `latest` compares the times of)
+MARKERS = ("metadata.json", "trainer_state.json")
 #: the temporary folders that frameworks leave (never complete; removed once stale), by the
 #: layout whose they are; the group is the step
 TEMPORARY: tuple[tuple[str, re.Pattern[str]], ...] = (

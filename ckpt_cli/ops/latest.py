@@ -204,7 +204,7 @@ def _latest(
             continue
         if meta.global_step != step:
             warn(f"{folder}: folder name says step {step} but metadata says {meta.global_step}")
-        newer = backend.saved_later(run, folder, _below(names, step))
+        newer = backend.saved_later(run, folder, _below(names, step), layouts.MARKERS)
         if newer is not None:
             warn(
                 f"{newer} was saved after {folder.name}, which has a higher step: "

@@ -111,12 +111,16 @@ class Backend(Protocol):
         """The sha256 of a file, read in chunks, reporting progress."""
 
     def saved_later(
-        self, run: Location, latest: Location, lower: Callable[[], Sequence[str]]
+        self,
+        run: Location,
+        latest: Location,
+        lower: Callable[[], Sequence[str]],
+        markers: Sequence[str],
     ) -> str | None:
-        """The name among `lower()` (the folders below the latest step) whose marker was
-        written well after `latest`'s, if any: a run restarted from a lower step. `lower` is
-        called only when a cheap check says it is worth it; a backend that cannot tell
-        cheaply returns None."""
+        """The name among `lower()` (the folders below the latest step) whose marker (the
+        first of `markers` that it holds) was written well after `latest`'s, if any: a run
+        restarted from a lower step. `lower` is called only when a cheap check says it is
+        worth it; a backend that cannot tell cheaply returns None."""
 
     def map(self, function: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
         """`map`, concurrently where requests are slow (an object store), in order."""

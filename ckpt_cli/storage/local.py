@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, BinaryIO, Literal, TypeVar
 
 from ..core.errors import CkptFileSystemError, NoRunDirError, fs_error
 from ..core.paths import Location, local
-from ..core.records import METADATA_NAME, STAGING_RE, TRASH_RE, step_from_name
+from ..core.records import STAGING_RE, TRASH_RE, step_from_name
 from .base import DanglingLink, NoGuard, NotRegularFile
 
 if TYPE_CHECKING:  # `ckpt latest` loads none of these: it lists and reads one file
@@ -197,7 +197,11 @@ class LocalBackend:
         return digest.hexdigest()
 
     def saved_later(
-        self, run: Location, latest: Location, lower: Callable[[], Sequence[str]]
+        self,
+        run: Location,
+        latest: Location,
+        lower: Callable[[], Sequence[str]],
+        markers: Sequence[str],
     ) -> str | None:
         run_dir, latest_dir = local(run), local(latest)
         try:
@@ -210,11 +214,8 @@ class LocalBackend:
         newest: tuple[float, str] | None = None
         try:
             for name in lower():
-                try:
-                    # relative to the run directory's descriptor: one path component less to
-                    # resolve per folder, which is most of the cost over 100k folders
-                    mtime = os.stat(f"{name}/{METADATA_NAME}", dir_fd=run_fd).st_mtime
-                except OSError:
+                mtime = _marker_mtime(run_fd, name, markers)
+                if mtime is None:
                     continue
                 if mtime > latest_mtime + _MTIME_SLACK and (newest is None or mtime > newest[0]):
                     newest = (mtime, name)
@@ -320,6 +321,17 @@ class LocalBackend:
                 done.deleted.append((entry, freed))
                 progress(entry, freed)
         return done
+
+
+def _marker_mtime(run_fd: int, name: str, markers: Sequence[str]) -> float | None:
+    for marker in markers:
+        try:
+            # relative to the run directory's descriptor: one path component less to resolve
+            # per folder, which is most of the cost over 100k folders
+            return os.stat(f"{name}/{marker}", dir_fd=run_fd).st_mtime
+        except OSError:
+            continue
+    return None
 
 
 def folder_bytes(path: Path) -> int:

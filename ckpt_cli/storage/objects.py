@@ -181,7 +181,11 @@ class ObjectStoreBackend:
             return self.store.sha256(self.store.key(path), size, progress)
 
     def saved_later(
-        self, run: Location, latest: Location, lower: Callable[[], Sequence[str]]
+        self,
+        run: Location,
+        latest: Location,
+        lower: Callable[[], Sequence[str]],
+        markers: Sequence[str],
     ) -> str | None:
         return None  # it would take a request per folder: not worth a warning
 
