@@ -25,20 +25,6 @@ for name in os.listdir(run):
         orjson.loads(handle.read())
 """
 
-COUNT_STATE_READS = """import sys
-opened = []
-def hook(event, args):
-    if event == "open" and str(args[0]).endswith("trainer_state.json"):
-        opened.append(args[0])
-sys.addaudithook(hook)
-from ckpt_cli.cli import app
-try:
-    app(sys.argv[1:])
-except SystemExit:
-    pass
-sys.stderr.write(f"OPENED {len(opened)}\\n")
-"""
-
 
 def trainer_state(step: int, history: list[dict[str, Any]], best: int) -> bytes:
     doc = {
@@ -115,7 +101,10 @@ def trainer_cases(
     med: Callable[[Any], str],
     mib: Callable[[int], str],
     quick: bool,
+    count_opens: str,
 ) -> list[Any]:
+    """Cases 6 and 8; `count_opens` is run.py's script that counts the metadata.json files
+    `ckpt` opens, here made to count trainer_state.json."""
     run = tmp / "trainer"
     saves = 10 if quick else 100
     largest = build_trainer_run(run, saves)
@@ -150,7 +139,7 @@ def trainer_cases(
     count = 1000 if quick else 100_000
     build_sparse_trainer_run(sparse, count)
     counter = tmp / "count_state_reads.py"
-    counter.write_text(COUNT_STATE_READS)
+    counter.write_text(count_opens.replace('"metadata.json"', '"trainer_state.json"'))
     done = subprocess.run(
         [py, str(counter), "latest", str(sparse)], capture_output=True, text=True, check=False
     )

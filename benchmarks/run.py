@@ -786,6 +786,7 @@ def main() -> None:
                     med,
                     mib,
                     quick,
+                    COUNT_OPENS,
                 ),
             ),  # fmt: skip
         ]
