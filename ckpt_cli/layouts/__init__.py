@@ -69,23 +69,10 @@ def temporary_step(folder_name: str) -> int | None:
     return None
 
 
-def claiming(folder_name: str) -> Iterator[tuple[Layout, int]]:
-    """The layouts whose folder pattern matches a name, with the step it says, in order."""
-    for name, pattern, _ in REGISTRY:
-        match = pattern.fullmatch(folder_name)
-        if match:
-            yield get(name), int(match.group(1))
-
-
 def ordered() -> Iterator[tuple[str, re.Pattern[str]]]:
     """Every layout's name and folder pattern, in the order folders are offered to them."""
     for name, pattern, _ in REGISTRY:
         yield name, pattern
-
-
-def default() -> Layout:
-    """ckpt's own layout: what `save` writes and `load` reads first."""
-    return get("ckpt")
 
 
 def load(backend: Backend, folder: Location) -> Metadata:

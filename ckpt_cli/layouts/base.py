@@ -11,7 +11,6 @@ one line in the registry (`layouts/__init__.py`); no operation changes.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -56,10 +55,9 @@ class Reading:
 class Layout(Protocol):
     """One way a checkpoint folder is written and read."""
 
-    #: the name `list` shows in its `layout` column and JSON key
+    #: the name `list` shows in its `layout` column and JSON key (the folder names it uses are
+    #: in the registry, `layouts.REGISTRY`, so that a listing can tell without importing it)
     name: str
-    #: the folder names this layout uses; the group captures the step
-    folder_re: re.Pattern[str]
 
     def summaries(
         self, backend: Backend, run: Location, claimed: Sequence[tuple[Entry, int]]

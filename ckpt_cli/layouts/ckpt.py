@@ -20,7 +20,7 @@ from ..core.errors import (
 )
 from ..core.format import Metadata, decode_metadata, parse_timestamp, validate_document
 from ..core.paths import Location
-from ..core.records import CHECKPOINT_RE, METADATA_NAME
+from ..core.records import METADATA_NAME
 from ..storage.base import DanglingLink, NotRegularFile
 
 if TYPE_CHECKING:  # `ckpt latest` needs `load` only
@@ -197,7 +197,6 @@ class CkptLayout:
     """ckpt's and the seed crate's `checkpoint-<step>/metadata.json`."""
 
     name = "ckpt"
-    folder_re = CHECKPOINT_RE
 
     def summary(self, backend: Backend, folder: Location, entry: Entry) -> Reading | None:
         found = summary_metadata(backend, folder, entry)

@@ -13,8 +13,8 @@ with `trainer_state.json`, written last (no temp file, no fsync, no commit marke
   name in `best_model_checkpoint`, which is relative to the training's working directory) in
   the newest complete checkpoint's state and in the run directory's own final one; a name that
   leads outside the run protects nothing.
-- **Temporary**: `tmp-checkpoint-<step>/` (some 4.x releases wrote there first): never
-  complete, removed once stale.
+- **Temporary**: `tmp-checkpoint-<step>/` (some 4.x releases wrote there first; the pattern
+  is in the registry, `layouts.TEMPORARY`): never complete, removed once stale.
 
 `list` reads each state's head and the end of its history since the checkpoint before it
 (`hf_trainer_state.py`), so that a 4 MB history costs a few kB per checkpoint.
@@ -54,7 +54,6 @@ if TYPE_CHECKING:
     from ..storage.listing import Entry, FileInfo
 
 NAME = "hf-trainer"
-TEMPORARY_RE = re.compile(r"tmp-checkpoint-([0-9]+)")
 _RNG_RE = re.compile(r"rng_state_([0-9]+)\.pth")
 #: a state up to this size is read whole; a larger one by its head and the end of its history
 _SMALL = 64 * 1024
@@ -139,7 +138,6 @@ class TrainerLayout:
     """The Hugging Face Trainer's `checkpoint-<step>/trainer_state.json`."""
 
     name = NAME
-    folder_re = CHECKPOINT_RE
 
     def summaries(
         self, backend: Backend, run: Location, claimed: Sequence[tuple[Entry, int]]

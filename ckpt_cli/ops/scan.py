@@ -9,7 +9,6 @@ folders' markers are read through `Backend.map`, concurrently on an object store
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from ..core.errors import CkptError, CkptFileSystemError, IncompleteCheckpointError
@@ -220,8 +219,3 @@ def _with_size(backend: Backend, record: CheckpointRecord, entry: Entry) -> Chec
 
 def _order(record: CheckpointRecord) -> tuple[bool, int, str]:
     return (record.step is None, record.step or 0, record.name)
-
-
-def checkpoints_of(records: Sequence[CheckpointRecord]) -> list[CheckpointRecord]:
-    """The records that are checkpoint folders (valid, incomplete or corrupt)."""
-    return [r for r in records if r.kind == "checkpoint"]
