@@ -40,8 +40,9 @@ def expand_run_dirs(
                 matches = [where]
             for path in matches:
                 # a local path that is no directory fails where it is used, with its own error
-                below = not backend.real_folders or backend.state(path, follow=True) == "dir"
-                if not (recursive and below):
+                if not recursive or (
+                    backend.real_folders and backend.state(path, follow=True) != "dir"
+                ):
                     targets.append(path)
                     continue
                 found = backend.run_dirs_below(path)
