@@ -39,3 +39,19 @@ step ckpt verify "$RUN"
 "$CKPT" verify "$RUN"
 step ckpt prune "$RUN" --keep-last 3 --keep-best 1 --dry-run
 "$CKPT" prune "$RUN" --keep-last 3 --keep-best 1 --dry-run
+
+# A run that the Hugging Face Trainer wrote (the real Trainer's files, from tests/fixtures:
+# `make fixtures` made them), with a save torn by a kill at checkpoint-30 beside it.
+TRAINER=demo-run/trainer-out
+cp -r tests/fixtures/hf_trainer/complete "$TRAINER"
+cp -r tests/fixtures/hf_trainer/torn-after-optimizer/checkpoint-30 "$TRAINER/checkpoint-70"
+step ckpt list "$TRAINER"
+"$CKPT" list "$TRAINER"
+step ckpt latest "$TRAINER"
+"$CKPT" latest "$TRAINER"
+step ckpt prune "$TRAINER" --keep-last 2 --dry-run
+"$CKPT" prune "$TRAINER" --keep-last 2 --dry-run
+step ckpt save "$TRAINER" --step 60
+"$CKPT" save "$TRAINER" --step 60
+step ckpt verify "$TRAINER/checkpoint-60"
+"$CKPT" verify "$TRAINER/checkpoint-60"
