@@ -177,10 +177,14 @@ def test_a_torn_save_is_never_latest_and_never_deleted(
     age(run, 30)
     ckpt("prune", run, "--keep-last", "1", "--yes")
     assert (run / "checkpoint-30").is_dir()  # ckpt never deletes what it cannot read
-    assert ckpt("save", run, "--step", "30", code=3 if status == "corrupt" else 0).returncode in (
-        0,
-        3,
-    )
+    # sealing what the Trainer did not finish is refused, where its files say so
+    started = (run / "checkpoint-30" / "training_args.bin").exists()
+    done = ckpt("save", run, "--step", "30", code=3 if started else 0)
+    assert ("cannot seal" in done.stderr) == started
+    assert (run / "checkpoint-30" / "metadata.json").exists() != started
+    if started:  # said so: sealed all the same
+        ckpt("save", run, "--step", "30", "--force")
+        assert (run / "checkpoint-30" / "metadata.json").exists()
 
 
 def test_a_missing_rank_is_incomplete(tmp_path: Path) -> None:

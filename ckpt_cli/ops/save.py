@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..core.errors import (
     CkptFileSystemError,
+    IncompleteCheckpointError,
     InvalidCheckpointError,
     NoRunDirError,
     NotFoundError,
@@ -126,20 +127,40 @@ def metadata_for(run_dir: Location, request: SaveRequest, previous: Metadata | N
     )
 
 
-def framework_values(backend: Backend, folder: Location, request: SaveRequest) -> SaveRequest:
+#: files that only the Trainer's checkpoint save writes, before trainer_state.json (last)
+_TRAINER_FILES = ("training_args.bin", "optimizer.pt", "scheduler.pt", "rng_state.pth")
+
+
+def framework_values(
+    backend: Backend, folder: Location, request: SaveRequest, force: bool = False
+) -> SaveRequest:
     """What a seal of a Hugging Face Trainer folder records when the command line does not
     say: epoch (the epochs completed), the own loss and the best loss, from trainer_state.json
     (`load` checks its step against the folder's). A torn or corrupt Trainer folder is not
-    sealed: it is refused with what is wrong with it."""
+    sealed, unless `force`: it is refused with what is wrong with it."""
     from ..core.errors import NoCheckpointFolderError, NoSignatureError
     from ..layouts import get
 
     try:
         state = get("hf-trainer").load(backend, folder)
-    except (NoSignatureError, NoCheckpointFolderError):
-        return request  # not a Trainer folder, or no folder yet
+    except NoCheckpointFolderError:
+        return request  # no folder yet
+    except NoSignatureError:
+        files = backend.files(folder)
+        started = [name for name in _TRAINER_FILES if name in files]
+        if started and not force and "metadata.json" not in files:
+            raise IncompleteCheckpointError(
+                f"cannot seal {folder}: it holds the Trainer's {started[0]} but no "
+                "trainer_state.json, which the Trainer writes last: its save did not finish "
+                "(--force seals it all the same)"
+            ) from None
+        return request  # not a Trainer folder
     except InvalidCheckpointError as exc:
-        raise InvalidCheckpointError(f"cannot seal: {exc}") from None
+        if force:
+            return request
+        raise InvalidCheckpointError(
+            f"cannot seal: {exc} (--force seals it all the same)"
+        ) from None
 
     def finite(value: float | None) -> float | None:
         return value if value is not None and math.isfinite(value) else None
@@ -184,7 +205,7 @@ def save_to_run(
         except NoRunDirError:  # the first save creates the run
             previous, names = None, []
         if folder.name in names:
-            request = framework_values(backend, folder, request)
+            request = framework_values(backend, folder, request, force)
         meta = metadata_for(run, request, previous)
         # every value is checked before anything touches the store; the optimizer state is
         # encoded once, by the commit
