@@ -74,7 +74,12 @@ def save(
         bool, typer.Option("--move", help="Move the payload files instead of copying.")
     ] = False,
     force: Annotated[
-        bool, typer.Option("--force", help="Replace an existing checkpoint of this step.")
+        bool,
+        typer.Option(
+            "--force",
+            help="Replace an existing checkpoint of this step (or seal a framework folder whose "
+            "save did not finish).",
+        ),
     ] = False,
     no_hash: Annotated[
         bool,
