@@ -35,7 +35,6 @@ class Listing:
     """A run directory as one scan saw it: its records in step order, and each record's
     listing entry (what the backend needs to delete it)."""
 
-    run: Location
     records: list[CheckpointRecord]
     entries: dict[str, Entry]
     #: what the layouts read of each valid checkpoint, by name
@@ -107,7 +106,7 @@ def scan_run(backend: Backend, run: Location, *, sizes: bool = False) -> Listing
     if sizes:
         found_records = [_with_size(backend, r, by_name[r.name]) for r in found_records]
     found_records.sort(key=_order)
-    return Listing(run, found_records, by_name, readings)
+    return Listing(found_records, by_name, readings)
 
 
 def _by_name(run: Location, entry: Entry) -> CheckpointRecord | None:
