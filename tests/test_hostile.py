@@ -479,7 +479,8 @@ CASES = [
         latest="checkpoint-7",
         step=7,
         also_listed=("checkpoint-7",),
-        deleted=("checkpoint-1", "checkpoint-00000007"),  # 2 is the newest save
+        # 2 is the newest save; --keep-last counts steps, and both spell step 7
+        deleted=("checkpoint-1",),
         together=False,
     ),
     Case(

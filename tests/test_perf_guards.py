@@ -20,9 +20,25 @@ from hypothesis import strategies as st
 from ckpt_cli.core.errors import InvalidCheckpointError
 from ckpt_cli.core.format import ManifestEntry, Metadata, encode_metadata
 from ckpt_cli.layouts.ckpt import summary_metadata
-from ckpt_cli.ops.latest import _highest_name
-from ckpt_cli.ops.latest import candidates as _candidates
-from ckpt_cli.ops.latest import descending_steps as _descending_steps
+from ckpt_cli.core.namings import NAMINGS
+from ckpt_cli.core.ordering import _highest_fast as _highest_name
+from ckpt_cli.core.ordering import _key, order
+
+
+def _descending_steps(names: list[str]) -> list[tuple[int, str]]:
+    return list(order(names).descending())
+
+
+def _candidates(names: list[str]) -> list[tuple[int, str]]:
+    """The plain per-name order that the fast one must equal: every name that says a step in
+    some naming, highest first, a step's own spelling before zero-padded ones."""
+    found = {}
+    for name in names:
+        for naming in NAMINGS:
+            match = naming.pattern.fullmatch(name)
+            if match is not None and naming.pattern.groups:
+                found.setdefault(name, int(match.group(1)))
+    return sorted(((step, name) for name, step in found.items()), key=_key)
 from ckpt_cli.ops.load import read_metadata
 from ckpt_cli.ops.scan import scan
 from ckpt_cli.storage.local import LocalBackend
@@ -243,6 +259,28 @@ def _step_names(pads: list[int]) -> st.SearchStrategy[str]:
 
 
 _JUNK = st.text(alphabet="checkpoint-0123456789\u0661x. ", max_size=14)
+#: the other layouts' namings, and names that hold parts of them
+_OTHER = st.builds(
+    lambda form, step, pad: form.format(f"{step:0{pad}d}"),
+    st.sampled_from(
+        [
+            "global_step{}",
+            "iter_{}",
+            "checkpoint_{}",
+            "step-{}",
+            "{}",
+            "ckpt_{}",
+            "epoch=1-step={}.ckpt",
+            "step={}-v1.ckpt",
+            "last.ckpt",
+            "{}.orbax-checkpoint-tmp",
+            "x_{}a",
+            "global_step{}.bak",
+        ]
+    ),
+    st.one_of(st.integers(0, 120), st.integers(0, 10**12)),
+    st.sampled_from([0, 0, 3, 7]),
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -259,6 +297,15 @@ def test_descending_steps_is_the_sorted_candidates(plain: list[str], padded: lis
         top = _highest_name(names)
         if top is not None:  # the shortcut, when it answers, gives the first of the full order
             assert _candidates(names)[0][1] == top
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(_step_names([0, 0, 3]), _OTHER, _JUNK), unique=True, max_size=40))
+def test_every_layouts_order_is_the_sorted_candidates(names: list[str]) -> None:
+    """With every layout's namings mixed in one listing (padded or not), the lazy merge of
+    the per-prefix orders equals the plain per-name sort."""
+    names = [name for name in names if name and "/" not in name]
+    assert _descending_steps(names) == _candidates(names)
 
 
 @pytest.mark.parametrize(

@@ -64,7 +64,8 @@ def record_values(record: CheckpointRecord) -> dict[str, Any]:
     return {
         "path": str(record.path.parent / record.display),
         "name": record.display,
-        "global_step": record.step,
+        "global_step": record.global_step,
+        "save_index": record.save_index,
         "epoch": record.epoch,
         "epoch_exact": record.epoch_exact,
         "loss": record.loss,
@@ -75,6 +76,15 @@ def record_values(record: CheckpointRecord) -> dict[str, Any]:
         "status": status_of(record),
         "layout": record.layout,
     }
+
+
+def step_text(record: CheckpointRecord) -> str:
+    """The step column: a save counter (Accelerate's `checkpoint_<i>`) says so, `#3`, with the
+    training step read inside when there is one."""
+    if record.save_index is not None:
+        trained = "" if record.trained_step is None else f" (step {record.trained_step})"
+        return f"#{record.save_index}{trained}"
+    return "-" if record.step is None else str(record.step)
 
 
 def epoch_text(record: CheckpointRecord) -> str:
@@ -294,7 +304,7 @@ def list_lines(records: Sequence[CheckpointRecord], marks: dict[str, list[str]])
     for r in records:
         rows.append(
             [
-                "-" if r.step is None else str(r.step),
+                step_text(r),
                 epoch_text(r),
                 output.number(r.loss),
                 output.number(r.best_loss),

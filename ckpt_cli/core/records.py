@@ -91,6 +91,17 @@ class CheckpointRecord:
     #: why retention must always keep it: a framework's own state names it (its best, its
     #: resume point)
     pinned: tuple[str, ...] = ()
+    #: the save counter the entry is numbered by, where that is not a training step
+    #: (Accelerate's `checkpoint_<i>`): `step` is then that counter, which orders the run,
+    #: and `trained_step` the training step read inside (None where it cannot be read)
+    save_index: int | None = None
+    trained_step: int | None = None
+
+    @property
+    def global_step(self) -> int | None:
+        """The training step: the one the name says, or the one read inside a folder that is
+        numbered by a save counter."""
+        return self.trained_step if self.save_index is not None else self.step
 
     @property
     def is_valid_checkpoint(self) -> bool:

@@ -188,8 +188,18 @@ def _usable_loss(value: float | None) -> float | None:
 
 
 def _select_last(valid: Sequence[CheckpointRecord], n: int) -> set[int]:
+    # N steps, not N entries: Lightning's `last.ckpt` copy and the file it copies are one step
     ranked = sorted(range(len(valid)), key=lambda i: _rank_key(valid[i]), reverse=True)
-    return set(ranked[:n])
+    steps: list[int | None] = []
+    chosen = set()
+    for i in ranked:
+        step = valid[i].step
+        if step not in steps:
+            if len(steps) == n:
+                break
+            steps.append(step)
+        chosen.add(i)
+    return chosen
 
 
 def _select_best(valid: Sequence[CheckpointRecord], n: int) -> set[int]:
@@ -214,7 +224,9 @@ def _select_best(valid: Sequence[CheckpointRecord], n: int) -> set[int]:
 
 
 def _select_every(valid: Sequence[CheckpointRecord], every: int) -> set[int]:
-    return {i for i, r in enumerate(valid) if r.step is not None and r.step % every == 0}
+    # the training step: a folder numbered by a save counter counts by the step read inside
+    steps = [r.global_step for r in valid]
+    return {i for i, step in enumerate(steps) if step is not None and step % every == 0}
 
 
 def _select_within(valid: Sequence[CheckpointRecord], within: float, now: float) -> set[int]:

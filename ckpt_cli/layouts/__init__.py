@@ -3,42 +3,48 @@
 - `ckpt.py`: ckpt's own layout, the seed crate's: `checkpoint-<step>/metadata.json`, the
   commit marker (`base.Layout` says what a layout implements).
 - `hf_trainer.py`: the Hugging Face Trainer's `checkpoint-<step>/trainer_state.json`.
+- `deepspeed.py`: DeepSpeed's `global_step<N>/` tags beside a `latest` file (also nested in
+  Trainer folders).
+- `megatron.py`: Megatron-LM's `iter_<7 digits>/` and its tracker file.
+- `accelerate.py`: Accelerate's `save_state` folders (`checkpoint_<i>/`, a save counter).
+- `dcp.py`: PyTorch Distributed Checkpoint folders (TorchTitan's `step-<N>/`), `.metadata`.
+- `orbax.py`: Orbax's `<step>/` and `<prefix>_<step>/` with `_CHECKPOINT_METADATA`.
+- `lightning.py`: Lightning's `*.ckpt` files (checkpoints that are files, not folders).
 
-Each folder is read by the first layout, in the registry's order, whose signature it holds:
-ckpt's own first, so that a Trainer folder that `ckpt save` sealed is read by its marker.
+How each names its checkpoints is in `core/namings.py` (plain data). Each entry is read by the
+first layout, in that table's order, whose signature it holds: ckpt's own first, so that a
+Trainer folder that `ckpt save` sealed is read by its marker.
 
-A layout module is imported only when a listing holds a name that the layout's folder pattern
-matches, so `ckpt latest` on a plain run loads just ckpt's own.
+A layout module is imported only when a listing holds a name that one of its namings matches,
+so `ckpt latest` on a plain run loads just ckpt's own.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
+from collections.abc import Container, Iterable, Iterator
 from importlib import import_module
 from typing import TYPE_CHECKING
 
 from ..core.errors import NoSignatureError
-from ..core.records import CHECKPOINT_RE
+from ..core.namings import NAMINGS, POINTER_NAMES, POINTERS, Naming
 
 if TYPE_CHECKING:
     from ..core.format import Metadata
     from ..core.paths import Location
     from ..storage.base import Backend
-    from .base import Layout
+    from .base import Layout, Pointer
 
-#: name, folder pattern (the group is the step), module; in the order they are asked
-REGISTRY: tuple[tuple[str, re.Pattern[str], str], ...] = (
-    ("ckpt", CHECKPOINT_RE, "ckpt_cli.layouts.ckpt"),
-    ("hf-trainer", CHECKPOINT_RE, "ckpt_cli.layouts.hf_trainer"),
-)
-#: the files whose writing completes a folder, by layout (what `latest` compares the times of)
-MARKERS = ("metadata.json", "trainer_state.json")
-#: the temporary folders that frameworks leave (never complete; removed once stale), by the
-#: layout whose they are; the group is the step
-TEMPORARY: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("hf-trainer", re.compile(r"tmp-checkpoint-([0-9]+)")),
-)
+#: layout name -> the module that implements it (`LAYOUT` in it)
+MODULES = {
+    "ckpt": "ckpt_cli.layouts.ckpt",
+    "hf-trainer": "ckpt_cli.layouts.hf_trainer",
+    "deepspeed": "ckpt_cli.layouts.deepspeed",
+    "megatron": "ckpt_cli.layouts.megatron",
+    "accelerate": "ckpt_cli.layouts.accelerate",
+    "dcp": "ckpt_cli.layouts.dcp",
+    "orbax": "ckpt_cli.layouts.orbax",
+    "lightning": "ckpt_cli.layouts.lightning",
+}
 
 _loaded: dict[str, Layout] = {}
 
@@ -46,46 +52,56 @@ _loaded: dict[str, Layout] = {}
 def get(name: str) -> Layout:
     """The layout called `name`, imported on first use."""
     if name not in _loaded:
-        module = next(m for n, _, m in REGISTRY if n == name)
-        _loaded[name] = import_module(module).LAYOUT
+        _loaded[name] = import_module(MODULES[name]).LAYOUT
     return _loaded[name]
 
 
-def step_of(folder_name: str) -> int | None:
-    """The step a folder name says in some layout's naming, without importing any layout."""
-    for _, pattern, _ in REGISTRY:
-        match = pattern.fullmatch(folder_name)
-        if match:
-            return int(match.group(1))
-    return None
+def names() -> list[str]:
+    """Every layout's name, in the order entries are offered to them (`--layout` choices)."""
+    return list(MODULES)
 
 
-def temporary_step(folder_name: str) -> int | None:
-    """The step of a framework's temporary folder name (`tmp-checkpoint-40`), else None."""
-    for _, pattern in TEMPORARY:
-        match = pattern.fullmatch(folder_name)
-        if match:
-            return int(match.group(1))
-    return None
+def ordered() -> Iterator[Naming]:
+    """Every naming, in the order entries are offered to the layouts."""
+    yield from NAMINGS
 
 
-def ordered() -> Iterator[tuple[str, re.Pattern[str]]]:
-    """Every layout's name and folder pattern, in the order folders are offered to them."""
-    for name, pattern, _ in REGISTRY:
-        yield name, pattern
-
-
-def load(backend: Backend, folder: Location) -> Metadata:
-    """A folder's values in full, validated, by the first layout whose signature it holds (of
-    those that use its name; every layout for a folder named otherwise). When none holds its
-    signature, the error is ckpt's own: no metadata.json."""
-    names = [name for name, pattern in ordered() if pattern.fullmatch(folder.name)]
+def load(backend: Backend, folder: Location, layout: str | None = None) -> Metadata:
+    """A checkpoint's values in full, validated, by the first layout whose signature it holds
+    (of those whose namings match its name; every layout for an entry named otherwise), or by
+    `layout` alone. When none holds its signature, the error is the first one's: for a folder
+    named as ckpt's, no metadata.json."""
+    if layout is not None:
+        return get(layout).load(backend, folder)
+    matching = [n.layout for n in NAMINGS if n.pattern.fullmatch(folder.name)]
     first: NoSignatureError | None = None
     # one at a time: a layout is imported only when the ones before it found no signature
-    for name in names or [name for name, _ in ordered()]:
+    for name in dict.fromkeys(matching or list(MODULES)):
         try:
             return get(name).load(backend, folder)
         except NoSignatureError as exc:
             first = first or exc
     assert first is not None
     raise first
+
+
+def pointers(
+    backend: Backend, run: Location, present: Container[str], candidates: Iterable[str]
+) -> list[Pointer]:
+    """The frameworks' pointer files among `candidates` (names of the run's listing), read and
+    resolved against `present` (what the listing holds); only the layouts whose pointer
+    files are there are imported."""
+    found: list[Pointer] = []
+    asked: dict[str, list[str]] = {}
+    for name in candidates:
+        for layout, pattern in POINTERS:
+            if pattern.fullmatch(name):
+                asked.setdefault(layout, []).append(name)
+    for layout, files in asked.items():
+        found.extend(get(layout).pointers(backend, run, files, present))
+    return found
+
+
+def pointer_candidates(names: Iterable[str]) -> list[str]:
+    """The names of a listing that may be pointer files (one cheap pass)."""
+    return [n for n in names if n in POINTER_NAMES or (n.endswith(".ckpt") and n[:4] == "last")]

@@ -11,7 +11,7 @@ one line in the registry (`layouts/__init__.py`); no operation changes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -50,6 +50,28 @@ class Reading:
     best_model_checkpoint: str | None = None
     #: the last entry of a Trainer state's history (a later state continues from it)
     last_entry: Mapping[str, Any] | None = None
+    #: the save counter a folder is numbered by, where that is not the step (Accelerate's
+    #: `checkpoint_<i>`): `global_step` is then the training step read inside, if any
+    save_index: int | None = None
+    #: what a listing should say about the folder although it is complete (a DeepSpeed tag
+    #: whose step is not its Trainer folder's)
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Pointer:
+    """A framework's file that names one of its checkpoints (DeepSpeed's `latest`, Megatron's
+    tracker, Lightning's `last.ckpt` link): a hint, never trusted on its own. Its target is
+    always kept by retention; `latest` warns when it is not the highest complete checkpoint."""
+
+    #: the pointer file's name in the run directory
+    source: str
+    #: how the output calls it ("DeepSpeed's latest")
+    label: str
+    #: the entry of this run directory it names, when it names one
+    target: str | None
+    #: why it names nothing that can be used (unreadable, outside the run, no such entry)
+    problem: str | None = None
 
 
 class Layout(Protocol):
@@ -60,9 +82,10 @@ class Layout(Protocol):
     name: str
 
     def summaries(
-        self, backend: Backend, run: Location, claimed: Sequence[tuple[Entry, int]]
+        self, backend: Backend, run: Location, claimed: Sequence[tuple[Entry, int | None]]
     ) -> list[Reading | CkptError | None]:
-        """For each (entry, step) of a listing whose name this layout uses, its record, read
+        """For each (entry, step) of a listing whose name this layout uses (the step None where
+        the name says none: Lightning's `last.ckpt`), its record, read
         cheaply (what a listing shows: the ends of a large file); None where the folder
         lacks this layout's signature; an IncompleteCheckpointError where it has it but is
         incomplete, another CkptError where it is corrupt or cannot be read."""
@@ -76,3 +99,52 @@ class Layout(Protocol):
     ) -> dict[str, str]:
         """The entries of the run that this layout's state protects (a framework's named
         best or resume point), with the reason: always kept by retention."""
+
+    def pointers(
+        self, backend: Backend, run: Location, files: Sequence[str], present: Container[str]
+    ) -> list[Pointer]:
+        """This layout's pointer `files` (names in the run directory), each read and resolved
+        to an entry of the run that `present` holds, never followed outside it."""
+
+
+def as_metadata(reading: Reading, **extra: Any) -> Metadata:
+    """A framework checkpoint's values in the format's shape (what load and latest show,
+    what the Python API returns), its layout's own values as extra keys."""
+    import math
+
+    from ..core.format import Metadata, format_timestamp
+
+    values: dict[str, Any] = {"layout": reading.layout}
+    if reading.save_index is not None:
+        values["save_index"] = reading.save_index
+    if reading.note is not None:
+        values["note"] = reading.note
+    values.update(extra)
+    meta = Metadata(
+        epoch=reading.epoch if reading.epoch is not None else 0,
+        global_step=reading.global_step,
+        best_loss=reading.best_loss if reading.best_loss is not None else math.nan,
+        optimizer_state=[],
+        rng_state=None,
+        loss=reading.loss,
+        extra=values,
+    )
+    if reading.saved_at is not None:
+        meta.saved_at = format_timestamp(reading.saved_at)
+    return meta
+
+
+def running_best(readings: list[Reading | CkptError | None], order: list[int]) -> None:
+    """Set each complete reading's best_loss to the lowest own loss up to its step (in
+    `order`, ascending steps), where the framework records a loss but no best."""
+    import math
+
+    best: float | None = None
+    for i in order:
+        found = readings[i]
+        if not isinstance(found, Reading):
+            continue
+        if found.loss is not None and not math.isnan(found.loss):
+            best = found.loss if best is None else min(best, found.loss)
+        if found.best_loss is None:
+            found.best_loss = best

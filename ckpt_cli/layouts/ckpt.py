@@ -8,7 +8,7 @@ costs the same whatever the size of the state (`ckpt_summary.py`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from ..core.errors import (
@@ -26,7 +26,7 @@ from ..storage.base import DanglingLink, NotRegularFile
 if TYPE_CHECKING:  # `ckpt latest` needs `load` only
     from ..storage.base import Backend, Blob
     from ..storage.listing import Entry
-    from .base import Reading
+    from .base import Pointer, Reading
 
 #: A metadata.json up to this size is simply read and parsed in full.
 SMALL_METADATA = 64 * 1024
@@ -227,6 +227,11 @@ class CkptLayout:
         self, backend: Backend, run: Location, readings: Mapping[str, Reading], names: set[str]
     ) -> dict[str, str]:
         return {}  # a ckpt checkpoint names no other
+
+    def pointers(
+        self, backend: Backend, run: Location, files: Sequence[str], present: Container[str]
+    ) -> list[Pointer]:
+        return []  # ckpt writes no pointer file
 
 
 LAYOUT = CkptLayout()

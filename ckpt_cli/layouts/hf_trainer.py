@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
@@ -36,10 +36,11 @@ from ..core.errors import (
     NoCheckpointFolderError,
     NoSignatureError,
 )
-from ..core.format import Metadata, format_timestamp
+from ..core.format import Metadata
 from ..core.paths import Location
 from ..core.records import CHECKPOINT_RE, checkpoint_name
-from .base import Reading
+from .base import Pointer, Reading
+from .base import as_metadata as framework_metadata
 from .hf_trainer_state import (
     STATE_NAME,
     TrainerState,
@@ -75,7 +76,15 @@ def _files(backend: Backend, folder: Location, entry: Entry | None) -> dict[str,
     return backend.files(folder)
 
 
-def _check(folder: Location, step: int, state: TrainerState, files: Mapping[str, FileInfo]) -> None:
+def _check(
+    backend: Backend,
+    folder: Location,
+    step: int,
+    state: TrainerState,
+    files: Mapping[str, FileInfo],
+) -> str | None:
+    """Raise when the folder is corrupt or incomplete; else a note for the listing (a nested
+    DeepSpeed tag of another step), if any."""
     if state.global_step != step:
         raise InvalidCheckpointError(
             f"{folder}: folder name says step {step} but {STATE_NAME} says {state.global_step}"
@@ -85,6 +94,14 @@ def _check(folder: Location, step: int, state: TrainerState, files: Mapping[str,
         raise IncompleteCheckpointError(
             f"{folder}: incomplete Trainer checkpoint, {gap} missing (a rank did not finish)"
         )
+    if "latest" not in files:
+        return None
+    from .deepspeed import nested_problem  # DeepSpeed nests its tag here (`global_step<N>/`)
+
+    problem, note = nested_problem(backend, folder, step, files)
+    if problem is not None:
+        raise IncompleteCheckpointError(f"{folder}: incomplete Trainer checkpoint, {problem}")
+    return note
 
 
 def _reading(state: TrainerState, saved_at: float | None, whole: bool) -> Reading:
@@ -140,14 +157,15 @@ class TrainerLayout:
     name = NAME
 
     def summaries(
-        self, backend: Backend, run: Location, claimed: Sequence[tuple[Entry, int]]
+        self, backend: Backend, run: Location, claimed: Sequence[tuple[Entry, int | None]]
     ) -> list[Reading | CkptError | None]:
         """In ascending step order, each state continued from the one before it."""
-        order = sorted(range(len(claimed)), key=lambda i: claimed[i][1])
+        order = sorted(range(len(claimed)), key=lambda i: claimed[i][1] or 0)
         out: list[Reading | CkptError | None] = [None] * len(claimed)
         previous: TrainerState | None = None
         for i in order:
-            entry, step = claimed[i]
+            entry, named_step = claimed[i]
+            step = named_step or 0
             folder = run / entry.name
             try:
                 files = _files(backend, folder, entry)
@@ -155,7 +173,7 @@ class TrainerLayout:
                 if info is None:
                     continue  # not the Trainer's (no signature)
                 state, whole = _read_state(backend, folder, info, previous)
-                _check(folder, step, state, files)
+                note = _check(backend, folder, step, state, files)
             except FileNotFoundError:
                 continue
             except CkptError as exc:
@@ -165,7 +183,9 @@ class TrainerLayout:
                 out[i] = CkptFileSystemError(f"{folder}: cannot read {STATE_NAME}: {exc}")
                 continue
             previous = state
-            out[i] = _reading(state, info.mtime, whole)
+            reading = _reading(state, info.mtime, whole)
+            reading.note = note
+            out[i] = reading
         return out
 
     def load(self, backend: Backend, folder: Location) -> Metadata:
@@ -183,9 +203,10 @@ class TrainerLayout:
         except OSError as exc:
             raise CkptFileSystemError(f"{folder}: cannot read {STATE_NAME}: {exc}") from None
         state = parse_state(data, str(folder / STATE_NAME))
+        reading = _reading(state, files[STATE_NAME].mtime, True)
         if match is not None:
-            _check(folder, int(match.group(1)), state, files)
-        return as_metadata(_reading(state, files[STATE_NAME].mtime, True))
+            reading.note = _check(backend, folder, int(match.group(1)), state, files)
+        return as_metadata(reading)
 
     def pins(
         self, backend: Backend, run: Location, readings: Mapping[str, Reading], names: set[str]
@@ -206,6 +227,11 @@ class TrainerLayout:
             if best is not None:
                 pinned[best] = "Trainer's best"
         return pinned
+
+    def pointers(
+        self, backend: Backend, run: Location, files: Sequence[str], present: Container[str]
+    ) -> list[Pointer]:
+        return []  # the Trainer's best is a pin (`pins`), not a pointer to resume from
 
 
 def named_best(run: Location, reading: Reading, names: set[str]) -> str | None:
@@ -231,27 +257,15 @@ def named_best(run: Location, reading: Reading, names: set[str]) -> str | None:
 
 
 def as_metadata(reading: Reading) -> Metadata:
-    """A Trainer checkpoint's values in the format's shape (what load and latest show, what
-    the Python API returns): the Trainer's own values go with it as extra keys."""
-    extra = {
-        "layout": NAME,
-        "epoch_exact": reading.epoch_exact,
-        "best_metric": reading.best_metric,
-        "best_global_step": reading.best_global_step,
-        "best_model_checkpoint": reading.best_model_checkpoint,
-    }
-    meta = Metadata(
-        epoch=reading.epoch if reading.epoch is not None else 0,
-        global_step=reading.global_step,
-        best_loss=reading.best_loss if reading.best_loss is not None else math.nan,
-        optimizer_state=[],
-        rng_state=None,
-        loss=reading.loss,
-        extra=extra,
+    """A Trainer checkpoint's values in the format's shape: the Trainer's own values go with
+    it as extra keys."""
+    return framework_metadata(
+        reading,
+        epoch_exact=reading.epoch_exact,
+        best_metric=reading.best_metric,
+        best_global_step=reading.best_global_step,
+        best_model_checkpoint=reading.best_model_checkpoint,
     )
-    if reading.saved_at is not None:
-        meta.saved_at = format_timestamp(reading.saved_at)
-    return meta
 
 
 LAYOUT = TrainerLayout()

@@ -14,11 +14,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from ..core.errors import CkptError, CkptFileSystemError
+from ..core.namings import could_be_deleted
 from ..core.paths import Location, Target
 from ..core.records import DEFAULT_LOCK_TIMEOUT
 from ..core.retention import PlanEntry, RetentionPlan, RetentionPolicy, plan_retention
 from ..storage import backend_for
 from ..storage.base import Backend, Guard
+from .locks import run_lock
 from .scan import Listing, scan_run
 
 #: called once per entry as it is deleted (for progress bars)
@@ -90,7 +92,14 @@ def prune_run_dir(
         ]
         return result
     backend.require_run(run)
-    with backend.lock(run, lock_timeout) as guard:
+    if not any(could_be_deleted(name) for name in backend.names(run)):
+        # nothing a prune may ever delete: no lock, so that a cron job pointed at a folder
+        # that another tool writes leaves nothing of its own there (Accelerate's rotation
+        # fails on a name without a digit)
+        plan = _plan(scan_run(backend, run, sizes=sizes), policy, now)
+        if not plan.deletions:  # else something came meanwhile: prune under the lock
+            return PruneResult(run, plan, dry_run=False)
+    with run_lock(backend, run, lock_timeout) as guard:
         return prune_locked(backend, run, policy, guard, now=now, sizes=sizes, progress=progress)
 
 

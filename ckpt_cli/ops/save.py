@@ -36,6 +36,7 @@ from ..storage import backend_for
 from ..storage.base import Backend, ByteProgress
 from ..storage.listing import Payload
 from .latest import latest_and_names
+from .locks import run_lock
 from .prune import PruneResult, prune_locked
 
 
@@ -195,7 +196,7 @@ def save_to_run(
     # before the lock: a typo in a file name costs no wait and no request
     placed = check_payloads(payloads, backend.local_run(run))
     backend.create_run(run)
-    with backend.lock(run, lock_timeout) as guard:
+    with run_lock(backend, run, lock_timeout) as guard:
         folder = run / checkpoint_name(request.step)
         try:
             (_, latest), names = latest_and_names(backend, run)
@@ -239,7 +240,7 @@ def save_checkpoint(
     check_metadata(meta)
     placed = check_payloads(payloads, backend.local_run(where.parent))
     backend.create_run(where.parent)
-    with backend.lock(where.parent, lock_timeout) as guard:
+    with run_lock(backend, where.parent, lock_timeout) as guard:
         backend.commit(
             where,
             meta,

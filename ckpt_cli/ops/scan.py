@@ -8,23 +8,22 @@ folders' markers are read through `Backend.map`, concurrently on an object store
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from ..core.errors import CkptError, CkptFileSystemError, IncompleteCheckpointError
+from ..core.namings import EntryShape, Naming, namings_of, step_in, temporary_step
 from ..core.paths import Location, Target
 from ..core.records import (
     MAX_U64,
     STAGING_RE,
     TRASH_RE,
     CheckpointRecord,
-    EntryKind,
     Status,
     display_name,
-    step_from_name,
 )
-from ..layouts import get, ordered, step_of, temporary_step
-from ..layouts.base import Layout, Reading
+from ..layouts import get, ordered, pointer_candidates, pointers
+from ..layouts import names as layout_names
+from ..layouts.base import Layout, Pointer, Reading
 from ..storage import backend_for
 from ..storage.base import Backend
 from ..storage.listing import Entry
@@ -39,6 +38,9 @@ class Listing:
     entries: dict[str, Entry]
     #: what the layouts read of each valid checkpoint, by name
     readings: dict[str, Reading]
+    #: what the frameworks' pointer files say that cannot be used (shown on stderr)
+    warnings: list[str] = field(default_factory=list)
+    pointers: list[Pointer] = field(default_factory=list)
 
 
 def scan(target: Target, *, sizes: bool = False) -> list[CheckpointRecord]:
@@ -52,107 +54,149 @@ def scan(target: Target, *, sizes: bool = False) -> list[CheckpointRecord]:
     return scan_run(backend, run, sizes=sizes).records
 
 
-def scan_run(backend: Backend, run: Location, *, sizes: bool = False) -> Listing:
+def scan_run(
+    backend: Backend, run: Location, *, sizes: bool = False, layout: str | None = None
+) -> Listing:
     """`scan` on a backend already chosen.
 
-    Each entry is classified by its name and type; a folder named as a checkpoint is offered
-    to the layouts, in the registry's order, each reading (in one batch) the folders that the
-    ones before it found no signature in; what no layout claims is incomplete. Then each
-    layout names the entries its state protects (the Trainer's best), which retention keeps.
+    Each entry is classified by its name and type; one named as some layout's checkpoint is
+    offered to the layouts whose namings match it, in the registry's order, each reading (in
+    one batch) the entries that the ones before it found no signature in. What no layout
+    claims is incomplete when its name says "checkpoint", and nobody's (other) when it only
+    looks like a step. Then each layout names the entries its state protects (the Trainer's
+    best) and its pointer files' targets, which retention keeps. `layout` offers every entry
+    to that layout alone (`--layout`).
     """
     entries = backend.entries(run)
     by_name = {entry.name: entry for entry in entries}
     records: dict[str, CheckpointRecord] = {}
-    pending: list[tuple[Entry, int]] = []
+    pending: list[tuple[Entry, list[Naming]]] = []
     for entry in entries:
-        record = _by_name(run, entry)
+        record, namings = _by_name(run, entry, layout)
         if record is None:
-            pending.append((entry, step_of(entry.name) or 0))
+            pending.append((entry, namings))
         else:
             records[entry.name] = record
     readings: dict[str, Reading] = {}
     used: list[Layout] = []
-    for name, pattern in ordered():
-        mine: list[tuple[Entry, int]] = []
-        others: list[tuple[Entry, int]] = []
-        for item in pending:
-            (mine if pattern.fullmatch(item[0].name) else others).append(item)
+    for name in layout_names() if layout is None else [layout]:
+        mine: list[tuple[Entry, int | None]] = []
+        others: list[tuple[Entry, list[Naming]]] = []
+        for entry, namings in pending:
+            naming = next((n for n in namings if n.layout == name), None)
+            if naming is None:
+                others.append((entry, namings))
+            else:
+                mine.append((entry, step_in(entry.name, naming)))
         if not mine:
             continue
-        layout = get(name)
-        used.append(layout)
+        reader = get(name)
+        used.append(reader)
         unclaimed = []
-        for (entry, step), found in zip(mine, layout.summaries(backend, run, mine), strict=True):
+        found_all = reader.summaries(backend, run, mine)
+        for (entry, step), found in zip(mine, found_all, strict=True):
             if found is None:
-                unclaimed.append((entry, step))
+                unclaimed.append(entry)
                 continue
             record = _read(backend, run, entry, step, found)
             if record is not None:
                 records[entry.name] = record
             if isinstance(found, Reading):
                 readings[entry.name] = found
-        pending = unclaimed + others
-    for entry, step in pending:
+        kept = {id(e) for e in unclaimed}
+        pending = [(e, ns) for e, ns in pending if id(e) in kept] + others
+    for entry, namings in pending:
         if entry.files is None and backend.state(run / entry.name) == "missing":
             continue  # deleted since the listing (a prune beside us)
-        records[entry.name] = _broken(run, entry, step, "incomplete", None)
+        step = next((s for n in namings if (s := step_in(entry.name, n)) is not None), None)
+        if any(n.named for n in namings):
+            records[entry.name] = _broken(run, entry, step, "incomplete", None)
+        else:  # only looks like a step: nobody's checkpoint
+            records[entry.name] = CheckpointRecord(
+                run / entry.name, entry.name, "other", "valid", step=step, size=entry.size
+            )
     names = set(records)
-    for layout in used:
-        for name, reason in layout.pins(backend, run, readings, names).items():
-            if name in records:
-                pinned = records[name].pinned
-                records[name] = replace(records[name], pinned=(*pinned, reason))
+    listing = Listing([], by_name, readings)
+    for reader in used:
+        for name, reason in reader.pins(backend, run, readings, names).items():
+            _pin(records, name, reason)
+    listing.pointers = pointers(backend, run, by_name, pointer_candidates(by_name))
+    for pointer in listing.pointers:
+        if pointer.target is not None:
+            _pin(records, pointer.target, f"named by {pointer.label}")
+        if pointer.problem is not None:
+            listing.warnings.append(pointer.problem)
     found_records = list(records.values())
     if sizes:
         found_records = [_with_size(backend, r, by_name[r.name]) for r in found_records]
     found_records.sort(key=_order)
-    return Listing(found_records, by_name, readings)
+    listing.records = found_records
+    return listing
 
 
-def _by_name(run: Location, entry: Entry) -> CheckpointRecord | None:
-    """The record of an entry that its name and type say all about; None for a folder named
-    as a checkpoint, which the layouts must read."""
+def _pin(records: dict[str, CheckpointRecord], name: str, reason: str) -> None:
+    if name in records and reason not in records[name].pinned:
+        records[name] = replace(records[name], pinned=(*records[name].pinned, reason))
+
+
+def _by_name(
+    run: Location, entry: Entry, layout: str | None
+) -> tuple[CheckpointRecord | None, list[Naming]]:
+    """The record of an entry that its name and type say all about; else None and the
+    namings that match it, for the layouts to read."""
     name = entry.name
     path = run / name
     size = entry.size
     if entry.type == "other" and entry.mtime is None:
-        return CheckpointRecord(path, name, "other", "corrupt", error="cannot stat")
+        return CheckpointRecord(path, name, "other", "corrupt", error="cannot stat"), []
     if entry.type == "link":
-        return CheckpointRecord(path, name, "symlink", "valid", step=step_from_name(name))
+        return CheckpointRecord(path, name, "symlink", "valid", step=_step_of(name)), []
     is_dir = entry.type == "dir"
-    hidden_kinds: tuple[tuple[re.Pattern[str], EntryKind], ...] = (
-        (STAGING_RE, "staging"),
-        (TRASH_RE, "trash"),
-    )
-    for pattern, kind in hidden_kinds:
-        match = pattern.fullmatch(name)
-        if match and is_dir:
-            step = int(match.group(1))
-            return CheckpointRecord(
-                path, name, kind, "incomplete", step=step, saved_at=entry.mtime, size=size
-            )
+    match = STAGING_RE.fullmatch(name) if is_dir else None
+    if match is not None:
+        step = int(match.group(1))
+        return CheckpointRecord(
+            path, name, "staging", "incomplete", step=step, saved_at=entry.mtime, size=size
+        ), []
+    match = TRASH_RE.fullmatch(name)  # a file checkpoint's trash is a file
+    if match is not None and entry.type in ("dir", "file"):
+        step = int(match.group(1))
+        return CheckpointRecord(
+            path, name, "trash", "incomplete", step=step, saved_at=entry.mtime, size=size
+        ), []
     temporary = temporary_step(name) if is_dir else None
     if temporary is not None:  # a framework's temporary folder: never complete
         return CheckpointRecord(
             path, name, "staging", "incomplete", step=temporary, saved_at=entry.mtime, size=size
-        )
-    named = step_of(name) if is_dir else None
-    if named is None:
-        return CheckpointRecord(path, name, "other", "valid", step=step_from_name(name), size=size)
-    step = named
+        ), []
+    shape: EntryShape | None = "dir" if is_dir else "file" if entry.type == "file" else None
+    namings = namings_of(name, shape) if shape is not None else []
+    if layout is not None:  # forced: every entry named as some layout's is read by this one
+        namings = [replace(n, layout=layout) for n in namings]
+    if not namings:
+        return CheckpointRecord(path, name, "other", "valid", step=_step_of(name), size=size), []
+    said = next((s for n in namings if (s := step_in(name, n)) is not None), None)
     if entry.condemned:  # an interrupted deletion: finished by the next prune
         return CheckpointRecord(
-            path, name, "trash", "incomplete", step=step, saved_at=entry.mtime, size=size
-        )
-    if step > MAX_U64:
+            path, name, "trash", "incomplete", step=said, saved_at=entry.mtime, size=size
+        ), []
+    if said is not None and said > MAX_U64:
         return _broken(
-            run, entry, step, "corrupt", f"{display_name(name)}: step number past 2^64-1"
-        )
+            run, entry, said, "corrupt", f"{display_name(name)}: step number past 2^64-1"
+        ), []
+    return None, namings
+
+
+def _step_of(name: str) -> int | None:
+    """The step a name says in a naming that says "checkpoint" (for symlinks and others)."""
+    for naming in ordered():
+        if naming.named and (step := step_in(name, naming)) is not None:
+            return step
     return None
 
 
 def _broken(
-    run: Location, entry: Entry, step: int, status: Status, error: str | None
+    run: Location, entry: Entry, step: int | None, status: Status, error: str | None
 ) -> CheckpointRecord:
     return CheckpointRecord(
         run / entry.name,
@@ -167,7 +211,7 @@ def _broken(
 
 
 def _read(
-    backend: Backend, run: Location, entry: Entry, step: int, found: Reading | CkptError
+    backend: Backend, run: Location, entry: Entry, step: int | None, found: Reading | CkptError
 ) -> CheckpointRecord | None:
     """The record of a folder a layout claimed; None when it vanished since the listing."""
     if isinstance(found, Reading):
@@ -182,15 +226,20 @@ def _read(
 def valid_record(
     path: Location,
     name: str,
-    step: int,
+    step: int | None,
     found: Reading,
     mtime: float | None,
     size: int | None = None,
 ) -> CheckpointRecord:
     """The record of a valid checkpoint: saved at its recorded time, else at `mtime`
-    (checkpoints written by other tools), with a note when name and metadata disagree."""
-    mismatch = None
-    if found.global_step != step:
+    (checkpoints written by other tools), with a note when name and metadata disagree (or
+    the layout's own note)."""
+    mismatch = found.note
+    if found.save_index is not None:  # numbered by a save counter: no step in the name
+        step = found.save_index
+    elif step is None:  # the name says no step (`last.ckpt`): the one read inside
+        step = found.global_step
+    elif found.global_step != step:
         mismatch = f"folder name says step {step} but metadata says {found.global_step}"
     return CheckpointRecord(
         path,
@@ -207,6 +256,8 @@ def valid_record(
         error=mismatch,
         layout=found.layout,
         epoch_exact=found.epoch_exact if found.epoch_exact != found.epoch else None,
+        save_index=found.save_index,
+        trained_step=found.global_step if found.save_index is not None else None,
     )
 
 

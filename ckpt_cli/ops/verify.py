@@ -11,13 +11,15 @@ from ..core.errors import (
     CkptError,
     IncompleteCheckpointError,
     InvalidCheckpointError,
+    NoSignatureError,
     NotFoundError,
     VerifyError,
 )
 from ..core.format import ManifestEntry
 from ..core.manifest import ManifestProblem, compare_manifest
+from ..core.namings import named_as_checkpoint, namings_of, step_in
 from ..core.paths import Location, Target
-from ..core.records import MAX_U64, METADATA_NAME, CheckpointRecord, step_from_name
+from ..core.records import MAX_U64, METADATA_NAME, CheckpointRecord
 from ..layouts.base import Reading
 from ..layouts.ckpt import incomplete
 from ..storage import backend_for
@@ -97,8 +99,10 @@ def verify_target(
     backend, where = backend_for(target)
     folder = folder_of(backend, where)
     files: dict[str, FileInfo] | None = None
-    if step_from_name(folder.name) is not None:
+    if named_as_checkpoint(folder.name):
         single = True
+    elif namings_of(folder.name, "dir"):  # a bare number (Orbax's): its signature decides
+        single = _signed(backend, folder)
     elif backend.real_folders:
         single = backend.state(folder / METADATA_NAME, follow=True) != "missing"
     else:  # an object store: one listing says it, and serves the check below
@@ -124,6 +128,16 @@ def verify_target(
     return False, reports
 
 
+def _signed(backend: Backend, folder: Location) -> bool:
+    try:
+        layouts.load(backend, folder)
+    except NoSignatureError:
+        return False
+    except CkptError:
+        return True
+    return True
+
+
 def _verify_one(
     backend: Backend,
     folder: Location,
@@ -132,7 +146,7 @@ def _verify_one(
     found: Reading | None,
     progress: Progress,
 ) -> VerifyReport:
-    step = step_from_name(folder.name)
+    step = record.step if record is not None else _named_step(folder.name)
     try:
         if record is not None and record.status == "incomplete":
             raise incomplete(folder)
@@ -154,3 +168,11 @@ def _verify_one(
     return VerifyReport(
         folder, [str(p) for p in problems], error, meta.global_step, "valid", layout
     )
+
+
+def _named_step(name: str) -> int | None:
+    for naming in namings_of(name, "dir") + namings_of(name, "file"):
+        step = step_in(name, naming)
+        if step is not None:
+            return step
+    return None

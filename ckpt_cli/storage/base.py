@@ -100,6 +100,9 @@ class Backend(Protocol):
         """A regular file open for range reads (`size` from a listing saves asking for it).
         Raises as `read_file` does."""
 
+    def link_target(self, path: Location) -> str | None:
+        """What a symlink says (never followed), None when `path` is no symlink."""
+
     def files(self, folder: Location) -> dict[str, FileInfo]:
         """Every file below a folder by relative POSIX path (links listed, not followed);
         empty when there is no such folder."""
@@ -145,8 +148,11 @@ class Backend(Protocol):
 
     # ---- writing ---------------------------------------------------------------------------
 
-    def lock(self, run: Location, timeout: float | None) -> AbstractContextManager[Guard]:
-        """Hold the run directory's lock (save and prune exclude each other)."""
+    def lock(
+        self, run: Location, timeout: float | None, beside: bool = False
+    ) -> AbstractContextManager[Guard]:
+        """Hold the run directory's lock (save and prune exclude each other); `beside` puts
+        the lock file beside the run directory, not in it, where the backend can."""
 
     def commit(
         self,

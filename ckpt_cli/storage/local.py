@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Literal, TypeVar
 
 from ..core.errors import CkptFileSystemError, NoRunDirError, fs_error
+from ..core.namings import named_as_checkpoint
 from ..core.paths import Location, local
-from ..core.records import STAGING_RE, TRASH_RE, step_from_name
+from ..core.records import STAGING_RE, TRASH_RE
 from .base import DanglingLink, NoGuard, NotRegularFile
 
 if TYPE_CHECKING:  # `ckpt latest` loads none of these: it lists and reads one file
@@ -156,6 +157,12 @@ class LocalBackend:
     def open_blob(self, path: Location, size: int | None = None) -> _FileBlob:
         return _FileBlob(local(path))
 
+    def link_target(self, path: Location) -> str | None:
+        try:
+            return os.readlink(local(path))
+        except OSError:  # not a link, or gone
+            return None
+
     def files(self, folder: Location) -> dict[str, FileInfo]:
         from .listing import FileInfo
 
@@ -235,10 +242,11 @@ class LocalBackend:
 
     def run_dirs_below(self, root: Location) -> list[Location]:
         found: list[Location] = []
-        for current, dirs, _files in os.walk(local(root), followlinks=False):
-            if any(step_from_name(d) is not None for d in dirs):
+        for current, dirs, files in os.walk(local(root), followlinks=False):
+            named = [d for d in dirs if named_as_checkpoint(d, "dir")]
+            if named or any(named_as_checkpoint(f, "file") for f in files):
                 found.append(Path(current))
-            dirs[:] = sorted(d for d in dirs if step_from_name(d) is None and not d.startswith("."))
+            dirs[:] = sorted(d for d in dirs if d not in named and not d.startswith("."))
         return found
 
     def require_run(self, run: Location) -> None:
@@ -262,14 +270,16 @@ class LocalBackend:
     # ---- writing ---------------------------------------------------------------------------
 
     @contextmanager
-    def _lock(self, run_dir: Path, timeout: float | None) -> Iterator[Guard]:
+    def _lock(self, run_dir: Path, timeout: float | None, beside: bool) -> Iterator[Guard]:
         from .locking import run_lock
 
-        with run_lock(run_dir, timeout):
+        with run_lock(run_dir, timeout, beside):
             yield NoGuard()
 
-    def lock(self, run: Location, timeout: float | None) -> AbstractContextManager[Guard]:
-        return self._lock(local(run), timeout)
+    def lock(
+        self, run: Location, timeout: float | None, beside: bool = False
+    ) -> AbstractContextManager[Guard]:
+        return self._lock(local(run), timeout, beside)
 
     def commit(
         self,

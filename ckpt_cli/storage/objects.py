@@ -20,8 +20,8 @@ from typing import Any, Literal, TypeVar
 
 from ..core.errors import NoRunDirError
 from ..core.format import Metadata
+from ..core.namings import named_as_checkpoint
 from ..core.paths import Location, ObjectPath
-from ..core.records import step_from_name
 from ..core.retention import PlanEntry
 from .base import ByteProgress, DeleteProgress, Guard
 from .fsspec_support import translated
@@ -161,6 +161,9 @@ class ObjectStoreBackend:
     ) -> AbstractContextManager[_ObjectBlob]:
         return self._blob(remote(path), size)
 
+    def link_target(self, path: Location) -> str | None:
+        return None  # an object store has no links
+
     def files(self, folder: Location) -> dict[str, FileInfo]:
         folder = remote(folder)
         with translated(folder, "cannot list"):
@@ -216,12 +219,12 @@ class ObjectStoreBackend:
             objects = self.store.objects(root)
         runs: set[str] = set()
         for relative in objects:
-            parts = relative.split("/")[:-1]
+            parts = relative.split("/")
             prefix: list[str] = []
-            for part in parts:
+            for depth, part in enumerate(parts):
                 if part.startswith("."):
                     break
-                if step_from_name(part) is not None:
+                if named_as_checkpoint(part, "file" if depth == len(parts) - 1 else "dir"):
                     runs.add("/".join(prefix))
                     break
                 prefix.append(part)
@@ -243,10 +246,15 @@ class ObjectStoreBackend:
     # ---- writing ---------------------------------------------------------------------------
 
     def lock(
-        self, run: Location, timeout: float | None, ttl: float | None = None
+        self,
+        run: Location,
+        timeout: float | None,
+        beside: bool = False,
+        ttl: float | None = None,
     ) -> AbstractContextManager[Guard]:
-        """The lock object `<run>/.ckpt.lock`; `ttl` (seconds without renewal after which it
-        counts as abandoned) is the tests' to shorten."""
+        """The lock object `<run>/.ckpt.lock` (`beside` is for local folders: the frameworks
+        that count every entry write to local disks); `ttl` (seconds without renewal after
+        which it counts as abandoned) is the tests' to shorten."""
         from .object_lock import DEFAULT_TTL, object_lock
 
         run = remote(run)

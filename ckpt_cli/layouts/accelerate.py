@@ -1,0 +1,155 @@
+"""Hugging Face Accelerate's layout (`Accelerator.save_state`): `checkpoints/checkpoint_<i>/`
+with automatic naming, where `<i>` is a save counter (0, 1, 2, ...), not a step; the diffusers
+training scripts name theirs `checkpoint-<global_step>/`.
+
+- **Signature**: `random_states_<r>.pkl`, `optimizer*.bin` or `scheduler*.bin`.
+- **Complete** when the files `save_state` writes are there: a model file (`model*.safetensors`,
+  `pytorch_model*.bin` or FSDP's), and every rank's `random_states_<r>.pkl` with no gap (each
+  rank writes its own, after the model, optimizer and scheduler), none empty. No marker, no
+  temp folder: a last rank that never wrote, or a custom object registered for
+  checkpointing whose file is missing, cannot be seen.
+- **Record**: ordered by the counter and shown as one (`save_index`); the training step is
+  `step` in `random_states_0.pkl`, read from the pickle's opcodes (never unpickled).
+- Accelerate's rotation counts every entry of `checkpoints/` and fails on a name without a
+  digit: ckpt keeps its lock beside that folder (`ops/locks.py`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Container, Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from ..core.errors import (
+    CkptError,
+    CkptFileSystemError,
+    IncompleteCheckpointError,
+    InvalidCheckpointError,
+    NoCheckpointFolderError,
+    NoSignatureError,
+)
+from ..core.paths import Location
+from .base import Pointer, Reading, as_metadata
+from .torch_archive import file_pickle, integer, top_level
+
+if TYPE_CHECKING:
+    from ..core.format import Metadata
+    from ..storage.base import Backend
+    from ..storage.listing import Entry, FileInfo
+
+NAME = "accelerate"
+_RANDOM_RE = re.compile(r"random_states_([0-9]+)\.pkl")
+_SIGNATURE_RE = re.compile(
+    r"random_states_[0-9]+\.pkl|optimizer(?:_[0-9]+)?\.bin|scheduler(?:_[0-9]+)?\.bin"
+)
+_MODEL_RE = re.compile(
+    r"model(?:_[0-9]+)?\.safetensors|pytorch_model(?:_[0-9]+)?\.bin|pytorch_model_fsdp.*"
+)
+_COUNTER_RE = re.compile(r"checkpoint_([0-9]+)")
+
+
+def _files(backend: Backend, folder: Location, entry: Entry | None) -> dict[str, FileInfo]:
+    if entry is not None and entry.files is not None:
+        return dict(entry.files)
+    return backend.files(folder)
+
+
+def problem(files: Mapping[str, FileInfo]) -> str | None:
+    """Why a save_state folder with these files is incomplete, else None."""
+    top = [n for n in files if "/" not in n]
+    if not any(_MODEL_RE.fullmatch(n) for n in top) and not any(
+        n.startswith("pytorch_model_fsdp") for n in files
+    ):
+        return "no model file (the save did not get that far)"
+    ranks = {int(m.group(1)) for n in top if (m := _RANDOM_RE.fullmatch(n))}
+    if not ranks:
+        return "no random_states_0.pkl (written after the model and optimizer)"
+    missing = sorted(set(range(max(ranks) + 1)) - ranks)
+    if missing:
+        return f"random_states_{missing[0]}.pkl missing (a rank did not finish)"
+    empty = sorted(n for n in top if files[n].size == 0)
+    return f"{empty[0]} is empty (a save cut short)" if empty else None
+
+
+def _trained_step(backend: Backend, folder: Location, files: Mapping[str, FileInfo]) -> int | None:
+    """`step` in random_states_0.pkl (a torch.save archive), read without unpickling."""
+    info = files.get("random_states_0.pkl")
+    if info is None:
+        return None
+    with backend.open_blob(folder / "random_states_0.pkl", info.size) as blob:
+        values = top_level(file_pickle(blob))
+    return integer(values.get("step")) if values is not None else None
+
+
+def _read(backend: Backend, folder: Location, files: Mapping[str, FileInfo]) -> Reading:
+    found = problem(files)
+    if found is not None:
+        raise IncompleteCheckpointError(f"{folder}: incomplete Accelerate checkpoint, {found}")
+    counter = _COUNTER_RE.fullmatch(folder.name)
+    try:
+        trained = _trained_step(backend, folder, files)
+    except OSError as exc:
+        raise CkptFileSystemError(f"{folder}: cannot read random_states_0.pkl: {exc}") from None
+    if counter is None:  # `checkpoint-<global_step>`: the name is the step
+        named = re.fullmatch(r"checkpoint-([0-9]+)", folder.name)
+        step = int(named.group(1)) if named else trained
+    else:
+        step = trained
+    if step is None:
+        raise InvalidCheckpointError(
+            f"{folder}: random_states_0.pkl holds no readable step (not a whole archive?)"
+        )
+    times = [files[n].mtime for n in files if _RANDOM_RE.fullmatch(n)]
+    return Reading(
+        global_step=step,
+        epoch=None,
+        loss=None,
+        best_loss=None,
+        rng_state=None,
+        saved_at=max(t for t in times if t is not None) if any(times) else None,
+        layout=NAME,
+        save_index=int(counter.group(1)) if counter else None,
+    )
+
+
+class AccelerateLayout:
+    """Accelerate's save_state folders."""
+
+    name = NAME
+
+    def summaries(
+        self, backend: Backend, run: Location, claimed: Sequence[tuple[Entry, int | None]]
+    ) -> list[Reading | CkptError | None]:
+        def one(item: tuple[Entry, int | None]) -> Reading | CkptError | None:
+            entry, _ = item
+            folder = run / entry.name
+            try:
+                files = _files(backend, folder, entry)
+                if not any(_SIGNATURE_RE.fullmatch(n) for n in files):
+                    return None
+                return _read(backend, folder, files)
+            except CkptError as exc:
+                return exc
+
+        return list(backend.map(one, claimed))
+
+    def load(self, backend: Backend, folder: Location) -> Metadata:
+        files = backend.files(folder)
+        if not files and backend.state(folder, follow=True) == "missing":
+            raise NoCheckpointFolderError(f"{folder}: no such checkpoint folder")
+        if not any(_SIGNATURE_RE.fullmatch(n) for n in files):
+            raise NoSignatureError(f"{folder}: no Accelerate random_states_0.pkl")
+        return as_metadata(_read(backend, folder, files))
+
+    def pins(
+        self, backend: Backend, run: Location, readings: Mapping[str, Reading], names: set[str]
+    ) -> dict[str, str]:
+        return {}
+
+    def pointers(
+        self, backend: Backend, run: Location, files: Sequence[str], present: Container[str]
+    ) -> list[Pointer]:
+        return []
+
+
+LAYOUT = AccelerateLayout()
