@@ -4,7 +4,8 @@
 - **Signature**: the torch_dist format's `.metadata`/`common.pt`/`metadata.json`, or the legacy
   format's `mp_rank_XX[_PPP]/model_optim_rng.pt`.
 - **Complete** when it carries its own commit marker (torch_dist: DCP's `.metadata`, written
-  last after every rank, and no `.metadata.tmp`), or when the tracker names it and its files
+  after every rank, no `.metadata.tmp`, and then `metadata.json`, which rank 0 writes last and
+  Megatron's loader recognises the format by), or when the tracker names it and its files
   are there (legacy: the tracker is written by rank 0 after a barrier, so it names only a
   finished save). A legacy folder the tracker does not name cannot be told complete:
   incomplete, kept.
@@ -77,6 +78,9 @@ def problem(name: str, files: Mapping[str, FileInfo], tracked: str | None) -> st
     if ".metadata.tmp" in files:
         return ".metadata.tmp is there: the commit of .metadata was interrupted"
     if ".metadata" in files:
+        if "common.pt" in files and "metadata.json" not in files:
+            # written last, by rank 0: Megatron's loader knows the format only by it
+            return "no metadata.json (Megatron writes it after .metadata)"
         return None
     legacy = [n for n in files if _LEGACY_RE.fullmatch(n)]
     if not legacy:

@@ -191,6 +191,11 @@ class LocalBackend:
         return dict(sorted(found.items()))
 
     def folder_size(self, entry: Entry, path: Location) -> int:
+        if entry.type == "file":  # a checkpoint that is a file (Lightning's)
+            try:
+                return os.stat(local(path), follow_symlinks=False).st_size
+            except OSError:
+                return 0
         return folder_bytes(local(path))
 
     def sha256(self, path: Location, size: int, progress: ByteProgress) -> str:
@@ -323,7 +328,7 @@ class LocalBackend:
             for entry, trash in _rename_aside(run_dir, current, done):
                 atomic.fault_point("delete:before-remove")
                 try:
-                    freed = atomic.remove_tree(trash)
+                    freed = atomic.remove_entry(trash)
                 except OSError as exc:
                     done.failed.append((entry, exc.strerror or str(exc)))
                     continue
