@@ -54,10 +54,11 @@ captures: install
 bench: install
 	$(PY) benchmarks/run.py --out BENCHMARKS.md
 
-# Not part of `make test`: rebuilds tests/fixtures/hf_trainer/ with the real Hugging Face Trainer
-# (torch, transformers, CPU) in its own .venv-fixtures/, so that `make test` never installs torch.
+# Not part of `make test`: rebuilds tests/fixtures/<framework>/ with the real frameworks on the
+# CPU (the Trainer, DeepSpeed, DCP/TorchTitan, Accelerate, Lightning, Megatron-LM in
+# .venv-fixtures/; Orbax in .venv-fixtures-jax/), so that `make test` never installs torch.
 fixtures:
 	bash fixtures_gen/make_fixtures.sh
 
 clean:
-	rm -rf $(VENV) .venv-fixtures demo-run .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venv-fixtures .venv-fixtures-jax demo-run .pytest_cache .mypy_cache .ruff_cache .hypothesis

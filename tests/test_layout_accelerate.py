@@ -22,10 +22,11 @@ def test_a_save_counter_orders_the_run_and_says_so(tmp_path: Path) -> None:
     assert [(r["name"], r["save_index"], r["layout"]) for r in rows] == [
         (f"checkpoint_{i}", i, "accelerate") for i in (2, 3, 4)
     ]
-    assert all(isinstance(r["global_step"], int) for r in rows)  # read from random_states_0.pkl
+    # the training step is in no file readable without unpickling
+    assert [r["global_step"] for r in rows] == [None, None, None]
     assert "#4" in ckpt("list", run).stdout
     assert ckpt("latest", run).stdout.strip() == str(run / "checkpoint_4")
-    assert Checkpoint.find_latest(run).global_step == rows[-1]["global_step"]
+    assert Checkpoint.find_latest(run).extra["save_index"] == 4
     assert ckpt("verify", run).returncode == 0
 
 

@@ -19,10 +19,15 @@ from hypothesis import strategies as st
 
 from ckpt_cli.core.errors import InvalidCheckpointError
 from ckpt_cli.core.format import ManifestEntry, Metadata, encode_metadata
-from ckpt_cli.layouts.ckpt import summary_metadata
 from ckpt_cli.core.namings import NAMINGS
 from ckpt_cli.core.ordering import _highest_fast as _highest_name
 from ckpt_cli.core.ordering import _key, order
+from ckpt_cli.layouts.ckpt import summary_metadata
+from ckpt_cli.ops.load import read_metadata
+from ckpt_cli.ops.scan import scan
+from ckpt_cli.storage.local import LocalBackend
+
+from .test_process import _count_metadata_opens
 
 
 def _descending_steps(names: list[str]) -> list[tuple[int, str]]:
@@ -39,11 +44,6 @@ def _candidates(names: list[str]) -> list[tuple[int, str]]:
             if match is not None and naming.pattern.groups:
                 found.setdefault(name, int(match.group(1)))
     return sorted(((step, name) for name, step in found.items()), key=_key)
-from ckpt_cli.ops.load import read_metadata
-from ckpt_cli.ops.scan import scan
-from ckpt_cli.storage.local import LocalBackend
-
-from .test_process import _count_metadata_opens
 
 
 def read_summary(folder: Path) -> Metadata:

@@ -8,8 +8,10 @@ training scripts name theirs `checkpoint-<global_step>/`.
   rank writes its own, after the model, optimizer and scheduler), none empty. No marker, no
   temp folder: a last rank that never wrote, or a custom object registered for
   checkpointing whose file is missing, cannot be seen.
-- **Record**: ordered by the counter and shown as one (`save_index`); the training step is
-  `step` in `random_states_0.pkl`, read from the pickle's opcodes (never unpickled).
+- **Record**: ordered by the counter and shown as one (`save_index`). The training step is
+  recorded nowhere readable without unpickling: `step` in `random_states_0.pkl` (read from the
+  pickle's opcodes, to check the file is whole) is the Accelerator's batch count within the
+  epoch, not the training step, so `global_step` is null for such a folder.
 - Accelerate's rotation counts every entry of `checkpoints/` and fails on a name without a
   digit: ckpt keeps its lock beside that folder (`ops/locks.py`).
 """
@@ -71,8 +73,12 @@ def problem(files: Mapping[str, FileInfo]) -> str | None:
     return f"{empty[0]} is empty (a save cut short)" if empty else None
 
 
-def _trained_step(backend: Backend, folder: Location, files: Mapping[str, FileInfo]) -> int | None:
-    """`step` in random_states_0.pkl (a torch.save archive), read without unpickling."""
+def _accelerator_step(
+    backend: Backend, folder: Location, files: Mapping[str, FileInfo]
+) -> int | None:
+    """`step` in random_states_0.pkl (a torch.save archive), read without unpickling: the
+    Accelerator's batch count within an epoch, not the training step. None when the file is
+    no whole archive."""
     info = files.get("random_states_0.pkl")
     if info is None:
         return None
@@ -87,18 +93,17 @@ def _read(backend: Backend, folder: Location, files: Mapping[str, FileInfo]) -> 
         raise IncompleteCheckpointError(f"{folder}: incomplete Accelerate checkpoint, {found}")
     counter = _COUNTER_RE.fullmatch(folder.name)
     try:
-        trained = _trained_step(backend, folder, files)
+        readable = _accelerator_step(backend, folder, files)
     except OSError as exc:
         raise CkptFileSystemError(f"{folder}: cannot read random_states_0.pkl: {exc}") from None
-    if counter is None:  # `checkpoint-<global_step>`: the name is the step
-        named = re.fullmatch(r"checkpoint-([0-9]+)", folder.name)
-        step = int(named.group(1)) if named else trained
-    else:
-        step = trained
-    if step is None:
+    if readable is None:
         raise InvalidCheckpointError(
-            f"{folder}: random_states_0.pkl holds no readable step (not a whole archive?)"
+            f"{folder}: random_states_0.pkl is no whole torch archive (a save cut short?)"
         )
+    named = re.fullmatch(r"checkpoint-([0-9]+)", folder.name)
+    # `checkpoint-<global_step>` (diffusers' scripts): the name is the step; a counter
+    # folder's training step is recorded nowhere that can be read without unpickling
+    step = int(named.group(1)) if named else int(counter.group(1)) if counter else 0
     times = [files[n].mtime for n in files if _RANDOM_RE.fullmatch(n)]
     return Reading(
         global_step=step,

@@ -53,6 +53,8 @@ class Reading:
     #: the save counter a folder is numbered by, where that is not the step (Accelerate's
     #: `checkpoint_<i>`): `global_step` is then the training step read inside, if any
     save_index: int | None = None
+    #: for such a folder, the training step where it can be read (else None)
+    trained_step: int | None = None
     #: what a listing should say about the folder although it is complete (a DeepSpeed tag
     #: whose step is not its Trainer folder's)
     note: str | None = None

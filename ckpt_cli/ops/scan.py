@@ -257,7 +257,7 @@ def valid_record(
         layout=found.layout,
         epoch_exact=found.epoch_exact if found.epoch_exact != found.epoch else None,
         save_index=found.save_index,
-        trained_step=found.global_step if found.save_index is not None else None,
+        trained_step=found.trained_step,
     )
 
 
