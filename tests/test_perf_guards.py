@@ -294,7 +294,7 @@ def test_descending_steps_is_the_sorted_candidates(plain: list[str], padded: lis
     for names in (plain, list(dict.fromkeys(plain + padded))):
         names = [name for name in names if name]
         assert list(_descending_steps(names)) == _candidates(names)
-        top = _highest_name(names)
+        top = _highest_name(names) if order(names).simple else None
         if top is not None:  # the shortcut, when it answers, gives the first of the full order
             assert _candidates(names)[0][1] == top
 

@@ -582,7 +582,7 @@ def test_duplicate_steps_are_separate_checkpoints() -> None:
     plan = plan_retention(records, RetentionPolicy(keep_last=1), NOW)
     assert decisions(plan) == {
         "checkpoint-6": ("delete", ("no rule keeps it",)),
-        "checkpoint-007": ("delete", ("no rule keeps it",)),
+        "checkpoint-007": ("keep", ("last 1",)),
         "checkpoint-7": ("keep", ("last 1", "latest", "newest save")),
     }
 

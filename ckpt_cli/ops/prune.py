@@ -92,7 +92,7 @@ def prune_run_dir(
         ]
         return result
     backend.require_run(run)
-    if not any(could_be_deleted(name) for name in backend.names(run)):
+    if backend.links and not any(could_be_deleted(name) for name in backend.names(run)):
         # nothing a prune may ever delete: no lock, so that a cron job pointed at a folder
         # that another tool writes leaves nothing of its own there (Accelerate's rotation
         # fails on a name without a digit)
