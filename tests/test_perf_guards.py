@@ -102,6 +102,9 @@ def test_latest_imports_no_renderer_hashing_or_retention(run_dir: Path) -> None:
         "ckpt_cli.core",
         "ckpt_cli.core.errors",
         "ckpt_cli.core.format",
+        # the layouts' namings as plain data, and the order of a listing by them
+        "ckpt_cli.core.namings",
+        "ckpt_cli.core.ordering",
         "ckpt_cli.core.paths",  # tells a URL from a path; fsspec is imported only for URLs
         "ckpt_cli.core.records",
         # one layout (ckpt's), without its partial reader of large files

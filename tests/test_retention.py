@@ -699,9 +699,10 @@ def expected_reasons(
     """Each valid checkpoint's reasons, every rule computed on its own, as plainly as possible."""
     valid = [r for r in records if r.kind == "checkpoint" and r.status == "valid"]
     rules: dict[str, set[str]] = {}
-    if policy.keep_last is not None:
-        top = sorted(valid, key=_key, reverse=True)[: policy.keep_last]
-        rules[f"last {policy.keep_last}"] = {r.name for r in top}
+    if policy.keep_last is not None:  # N steps: two spellings of one step are one
+        steps = sorted({r.step for r in valid}, key=lambda s: -1 if s is None else s)
+        top = set(steps[::-1][: policy.keep_last])
+        rules[f"last {policy.keep_last}"] = {r.name for r in valid if r.step in top}
     if policy.keep_best is not None:
         scored = []
         for r in valid:

@@ -189,17 +189,9 @@ def _usable_loss(value: float | None) -> float | None:
 
 def _select_last(valid: Sequence[CheckpointRecord], n: int) -> set[int]:
     # N steps, not N entries: Lightning's `last.ckpt` copy and the file it copies are one step
-    ranked = sorted(range(len(valid)), key=lambda i: _rank_key(valid[i]), reverse=True)
-    steps: list[int | None] = []
-    chosen = set()
-    for i in ranked:
-        step = valid[i].step
-        if step not in steps:
-            if len(steps) == n:
-                break
-            steps.append(step)
-        chosen.add(i)
-    return chosen
+    steps = {_rank_key(r)[0] for r in valid}
+    top = set(sorted(steps, reverse=True)[:n])
+    return {i for i, r in enumerate(valid) if _rank_key(r)[0] in top}
 
 
 def _select_best(valid: Sequence[CheckpointRecord], n: int) -> set[int]:
