@@ -17,8 +17,11 @@ inside; otherwise it is nobody's, never listed as a checkpoint and never deleted
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
+
+from .records import CHECKPOINT_RE
 
 EntryShape = Literal["dir", "file"]
 
@@ -58,20 +61,19 @@ def _naming(
 
 
 STEP = r"([0-9]+)"
-CHECKPOINT_DASH = re.compile(r"checkpoint-" + STEP)
 
 #: In the order folders are offered to layouts: ckpt's own first (a sealed folder is read by
 #: its marker), then the Trainer, then the frameworks whose names are their own.
 NAMINGS: tuple[Naming, ...] = (
-    Naming("ckpt", CHECKPOINT_DASH, prefix="checkpoint-"),
-    Naming("hf-trainer", CHECKPOINT_DASH, prefix="checkpoint-"),
+    Naming("ckpt", CHECKPOINT_RE, prefix="checkpoint-"),
+    Naming("hf-trainer", CHECKPOINT_RE, prefix="checkpoint-"),
     _naming("deepspeed", r"global_step" + STEP, prefix="global_step"),
     _naming("megatron", r"iter_" + STEP, prefix="iter_"),
     _naming("accelerate", r"checkpoint_" + STEP, counter=True, prefix="checkpoint_"),
     # diffusers' training scripts call save_state with `checkpoint-<global_step>`
-    Naming("accelerate", CHECKPOINT_DASH, prefix="checkpoint-"),
+    Naming("accelerate", CHECKPOINT_RE, prefix="checkpoint-"),
     _naming("dcp", r"step-" + STEP, prefix="step-"),
-    Naming("dcp", CHECKPOINT_DASH, prefix="checkpoint-"),
+    Naming("dcp", CHECKPOINT_RE, prefix="checkpoint-"),
     _naming("orbax", STEP, named=False, prefix=""),
     _naming("orbax", r"[A-Za-z][A-Za-z0-9]*_" + STEP, named=False),
     _naming(
@@ -126,6 +128,27 @@ def step_in(name: str, naming: Naming) -> int | None:
     if match is None or not match.groups():
         return None
     return int(match.group(1))
+
+
+def first_step(name: str, namings: Iterable[Naming]) -> int | None:
+    """The step `name` says in the first of `namings` that gives one."""
+    return next((s for n in namings if (s := step_in(name, n)) is not None), None)
+
+
+def step_for(layout: str, name: str) -> int | None:
+    """The step `name` says in one of `layout`'s namings (the folder a user named)."""
+    return first_step(name, (n for n in NAMINGS if n.layout == layout))
+
+
+def named_step(name: str) -> int | None:
+    """The step a name says in a naming that says "checkpoint" (a symlink's, an unread
+    entry's), whatever the layout."""
+    return first_step(name, (n for n in NAMINGS if n.named))
+
+
+def any_step(name: str) -> int | None:
+    """The step a name says in any naming, folder or file."""
+    return first_step(name, NAMINGS)
 
 
 def named_as_checkpoint(name: str, shape: EntryShape | None = None) -> bool:

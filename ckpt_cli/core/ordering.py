@@ -102,11 +102,6 @@ def order(names: list[str]) -> Ordering:
     return Ordering(names, text, simple, stepless)
 
 
-def all_steps(names: list[str]) -> list[Step]:
-    """Every name that says a step in some naming, with that step, highest first."""
-    return list(_merged("/" + "/".join(names) + "/", names))
-
-
 def _merged(text: str, names: list[str]) -> Iterator[Step]:
     """Every naming's names, merged lazily in `_key` order, each name once."""
     sources: list[Iterator[Step]] = [_prefixed(text, prefix) for prefix in _PREFIXES]

@@ -21,12 +21,12 @@ so `ckpt latest` on a plain run loads just ckpt's own.
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterable, Iterator
+from collections.abc import Container, Iterable
 from importlib import import_module
 from typing import TYPE_CHECKING
 
 from ..core.errors import NoSignatureError
-from ..core.namings import NAMINGS, POINTER_NAMES, POINTERS, Naming
+from ..core.namings import NAMINGS, POINTER_NAMES, POINTERS
 
 if TYPE_CHECKING:
     from ..core.format import Metadata
@@ -59,11 +59,6 @@ def get(name: str) -> Layout:
 def names() -> list[str]:
     """Every layout's name, in the order entries are offered to them (`--layout` choices)."""
     return list(MODULES)
-
-
-def ordered() -> Iterator[Naming]:
-    """Every naming, in the order entries are offered to the layouts."""
-    yield from NAMINGS
 
 
 def load(backend: Backend, folder: Location, layout: str | None = None) -> Metadata:

@@ -19,25 +19,17 @@ training scripts name theirs `checkpoint-<global_step>/`.
 from __future__ import annotations
 
 import re
-from collections.abc import Container, Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from ..core.errors import (
-    CkptError,
-    CkptFileSystemError,
-    IncompleteCheckpointError,
-    InvalidCheckpointError,
-    NoCheckpointFolderError,
-    NoSignatureError,
-)
+from ..core.errors import CkptFileSystemError, IncompleteCheckpointError, InvalidCheckpointError
 from ..core.paths import Location
-from .base import Pointer, Reading, as_metadata
+from .base import FolderLayout, Reading, bare_reading
 from .torch_archive import file_pickle, integer, top_level
 
 if TYPE_CHECKING:
-    from ..core.format import Metadata
     from ..storage.base import Backend
-    from ..storage.listing import Entry, FileInfo
+    from ..storage.listing import FileInfo
 
 NAME = "accelerate"
 _RANDOM_RE = re.compile(r"random_states_([0-9]+)\.pkl")
@@ -48,12 +40,6 @@ _MODEL_RE = re.compile(
     r"model(?:_[0-9]+)?\.safetensors|pytorch_model(?:_[0-9]+)?\.bin|pytorch_model_fsdp.*"
 )
 _COUNTER_RE = re.compile(r"checkpoint_([0-9]+)")
-
-
-def _files(backend: Backend, folder: Location, entry: Entry | None) -> dict[str, FileInfo]:
-    if entry is not None and entry.files is not None:
-        return dict(entry.files)
-    return backend.files(folder)
 
 
 def problem(files: Mapping[str, FileInfo]) -> str | None:
@@ -87,74 +73,43 @@ def _accelerator_step(
     return integer(values.get("step")) if values is not None else None
 
 
-def _read(backend: Backend, folder: Location, files: Mapping[str, FileInfo]) -> Reading:
-    found = problem(files)
-    if found is not None:
-        raise IncompleteCheckpointError(f"{folder}: incomplete Accelerate checkpoint, {found}")
-    counter = _COUNTER_RE.fullmatch(folder.name)
-    try:
-        readable = _accelerator_step(backend, folder, files)
-    except OSError as exc:
-        raise CkptFileSystemError(f"{folder}: cannot read random_states_0.pkl: {exc}") from None
-    if readable is None:
-        raise InvalidCheckpointError(
-            f"{folder}: random_states_0.pkl is no whole torch archive (a save cut short?)"
-        )
-    named = re.fullmatch(r"checkpoint-([0-9]+)", folder.name)
-    # `checkpoint-<global_step>` (diffusers' scripts): the name is the step; a counter
-    # folder's training step is recorded nowhere that can be read without unpickling
-    step = int(named.group(1)) if named else int(counter.group(1)) if counter else 0
-    times = [files[n].mtime for n in files if _RANDOM_RE.fullmatch(n)]
-    return Reading(
-        global_step=step,
-        epoch=None,
-        loss=None,
-        best_loss=None,
-        rng_state=None,
-        saved_at=max(t for t in times if t is not None) if any(times) else None,
-        layout=NAME,
-        save_index=int(counter.group(1)) if counter else None,
-    )
-
-
-class AccelerateLayout:
+class AccelerateLayout(FolderLayout):
     """Accelerate's save_state folders."""
 
     name = NAME
+    missing_signature = "no Accelerate random_states_0.pkl"
 
-    def summaries(
-        self, backend: Backend, run: Location, claimed: Sequence[tuple[Entry, int | None]]
-    ) -> list[Reading | CkptError | None]:
-        def one(item: tuple[Entry, int | None]) -> Reading | CkptError | None:
-            entry, _ = item
-            folder = run / entry.name
-            try:
-                files = _files(backend, folder, entry)
-                if not any(_SIGNATURE_RE.fullmatch(n) for n in files):
-                    return None
-                return _read(backend, folder, files)
-            except CkptError as exc:
-                return exc
+    def signed(self, name: str, files: Mapping[str, FileInfo]) -> bool:
+        return any(_SIGNATURE_RE.fullmatch(n) for n in files)
 
-        return list(backend.map(one, claimed))
-
-    def load(self, backend: Backend, folder: Location) -> Metadata:
-        files = backend.files(folder)
-        if not files and backend.state(folder, follow=True) == "missing":
-            raise NoCheckpointFolderError(f"{folder}: no such checkpoint folder")
-        if not any(_SIGNATURE_RE.fullmatch(n) for n in files):
-            raise NoSignatureError(f"{folder}: no Accelerate random_states_0.pkl")
-        return as_metadata(_read(backend, folder, files))
-
-    def pins(
-        self, backend: Backend, run: Location, readings: Mapping[str, Reading], names: set[str]
-    ) -> dict[str, str]:
-        return {}
-
-    def pointers(
-        self, backend: Backend, run: Location, files: Sequence[str], present: Container[str]
-    ) -> list[Pointer]:
-        return []
+    def read(
+        self,
+        backend: Backend,
+        folder: Location,
+        step: int | None,
+        files: Mapping[str, FileInfo],
+        context: object,
+        whole: bool,
+    ) -> Reading:
+        found = problem(files)
+        if found is not None:
+            raise IncompleteCheckpointError(f"{folder}: incomplete Accelerate checkpoint, {found}")
+        try:
+            readable = _accelerator_step(backend, folder, files)
+        except OSError as exc:
+            raise CkptFileSystemError(f"{folder}: cannot read random_states_0.pkl: {exc}") from None
+        if readable is None:
+            raise InvalidCheckpointError(
+                f"{folder}: random_states_0.pkl is no whole torch archive (a save cut short?)"
+            )
+        times = [t for n in files if _RANDOM_RE.fullmatch(n) and (t := files[n].mtime) is not None]
+        reading = bare_reading(NAME, step, max(times) if times else None)
+        # `checkpoint_<i>`: the step is a save counter, and the training step is recorded
+        # nowhere that can be read without unpickling; `checkpoint-<step>` (diffusers'
+        # scripts) says its step
+        if _COUNTER_RE.fullmatch(folder.name):
+            reading.save_index = step
+        return reading
 
 
 LAYOUT = AccelerateLayout()

@@ -15,13 +15,14 @@ from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..core.errors import CkptError
+from ..core.errors import CkptError, NoCheckpointFolderError, NoSignatureError
+from ..core.namings import step_for
 
 if TYPE_CHECKING:
     from ..core.format import Metadata
     from ..core.paths import Location
     from ..storage.base import Backend
-    from ..storage.listing import Entry
+    from ..storage.listing import Entry, FileInfo
 
 
 @dataclass(slots=True)  # not frozen: one is made per checkpoint a listing reads
@@ -136,13 +137,13 @@ def as_metadata(reading: Reading, **extra: Any) -> Metadata:
     return meta
 
 
-def running_best(readings: list[Reading | CkptError | None], order: list[int]) -> None:
-    """Set each complete reading's best_loss to the lowest own loss up to its step (in
-    `order`, ascending steps), where the framework records a loss but no best."""
+def running_best(readings: list[Reading | CkptError | None], steps: list[int | None]) -> None:
+    """Set each complete reading's best_loss to the lowest own loss up to its step (`steps`,
+    one per reading), where the framework records a loss but no best."""
     import math
 
     best: float | None = None
-    for i in order:
+    for i in sorted(range(len(readings)), key=lambda i: steps[i] or 0):
         found = readings[i]
         if not isinstance(found, Reading):
             continue
@@ -150,3 +151,100 @@ def running_best(readings: list[Reading | CkptError | None], order: list[int]) -
             best = found.loss if best is None else min(best, found.loss)
         if found.best_loss is None:
             found.best_loss = best
+
+
+def entry_files(backend: Backend, folder: Location, entry: Entry | None) -> dict[str, FileInfo]:
+    """Every file below a folder: from the listing when it told them (an object store),
+    else by one walk of the folder."""
+    if entry is not None and entry.files is not None:
+        return dict(entry.files)
+    return backend.files(folder)
+
+
+def bare_reading(layout: str, step: int | None, saved_at: float | None) -> Reading:
+    """The record of a framework that records only its step (in the folder's name)."""
+    return Reading(
+        global_step=step or 0,
+        epoch=None,
+        loss=None,
+        best_loss=None,
+        rng_state=None,
+        saved_at=saved_at,
+        layout=layout,
+    )
+
+
+class FolderLayout:
+    """A layout whose checkpoints are folders, each judged on its own files: a subclass says
+    what its signature is (`signed`) and how a folder with it is read (`read`); listing,
+    loading, and the empty pins and pointers are written here once."""
+
+    name: str
+    #: what `load` says of a folder without the signature
+    missing_signature: str
+
+    def signed(self, name: str, files: Mapping[str, FileInfo]) -> bool:
+        raise NotImplementedError
+
+    def read(
+        self,
+        backend: Backend,
+        folder: Location,
+        step: int | None,
+        files: Mapping[str, FileInfo],
+        context: Any,
+        whole: bool,
+    ) -> Reading:
+        """The record of a signed folder; raises IncompleteCheckpointError, or another
+        CkptError when it is corrupt or cannot be read. `whole` (load, verify) asks for every
+        check, a listing (`whole` False) for what it shows."""
+        raise NotImplementedError
+
+    def context(self, backend: Backend, run: Location) -> Any:
+        """What the run directory says about all its folders (read once per listing)."""
+        return None
+
+    def finish(self, found: list[Reading | CkptError | None], steps: list[int | None]) -> None:
+        """Values that depend on the other checkpoints of the listing (a running best)."""
+
+    def summaries(
+        self, backend: Backend, run: Location, claimed: Sequence[tuple[Entry, int | None]]
+    ) -> list[Reading | CkptError | None]:
+        context = self.context(backend, run)
+
+        def one(item: tuple[Entry, int | None]) -> Reading | CkptError | None:
+            entry, step = item
+            folder = run / entry.name
+            try:
+                files = entry_files(backend, folder, entry)
+                if not self.signed(entry.name, files):
+                    return None
+                return self.read(backend, folder, step, files, context, False)
+            except CkptError as exc:
+                return exc
+
+        found = list(backend.map(one, claimed))
+        self.finish(found, [step for _, step in claimed])
+        return found
+
+    def load(self, backend: Backend, folder: Location) -> Metadata:
+        files = backend.files(folder)
+        if not files and backend.state(folder, follow=True) == "missing":
+            raise NoCheckpointFolderError(f"{folder}: no such checkpoint folder")
+        if not self.signed(folder.name, files):
+            raise NoSignatureError(f"{folder}: {self.missing_signature}")
+        step = step_for(self.name, folder.name)
+        context = self.context(backend, folder.parent)
+        reading = self.read(backend, folder, step, files, context, True)
+        self.finish([reading], [step])
+        return as_metadata(reading)
+
+    def pins(
+        self, backend: Backend, run: Location, readings: Mapping[str, Reading], names: set[str]
+    ) -> dict[str, str]:
+        return {}
+
+    def pointers(
+        self, backend: Backend, run: Location, files: Sequence[str], present: Container[str]
+    ) -> list[Pointer]:
+        return []

@@ -15,24 +15,16 @@ names it: `step-<N>/` folders (and DCP folders named as ckpt's, `checkpoint-<N>/
 from __future__ import annotations
 
 import re
-from collections.abc import Container, Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from ..core.errors import (
-    CkptError,
-    CkptFileSystemError,
-    IncompleteCheckpointError,
-    InvalidCheckpointError,
-    NoCheckpointFolderError,
-    NoSignatureError,
-)
+from ..core.errors import CkptFileSystemError, IncompleteCheckpointError, InvalidCheckpointError
 from ..core.paths import Location
-from .base import Pointer, Reading, as_metadata
+from .base import FolderLayout, Reading, bare_reading
 
 if TYPE_CHECKING:
-    from ..core.format import Metadata
     from ..storage.base import Backend
-    from ..storage.listing import Entry, FileInfo
+    from ..storage.listing import FileInfo
 
 NAME = "dcp"
 MARKER = ".metadata"
@@ -65,86 +57,48 @@ def problem(name: str, files: Mapping[str, FileInfo]) -> str | None:
     return "no .metadata (a save in progress or a crash)"
 
 
-def _files(backend: Backend, folder: Location, entry: Entry | None) -> dict[str, FileInfo]:
-    if entry is not None and entry.files is not None:
-        return dict(entry.files)
-    return backend.files(folder)
+def _data_problem(backend: Backend, folder: Location, files: Mapping[str, FileInfo]) -> str | None:
+    """Whether every data file that `.metadata` maps chunks to is there, not empty: the names
+    are read from the pickle's bytes, never unpickled."""
+    try:
+        data = backend.read_file(folder / MARKER, about=folder)
+    except OSError as exc:
+        raise CkptFileSystemError(f"{folder}: cannot read {MARKER}: {exc}") from None
+    for name in sorted({n.decode() for n in _DATA_NAMES_RE.findall(data)}):
+        info = files.get(name)
+        if info is None or info.size == 0:
+            return f"{name}, named by {MARKER}, is {'missing' if info is None else 'empty'}"
+    return None
 
 
-def _reading(step: int | None, files: Mapping[str, FileInfo]) -> Reading:
-    marker = files.get(MARKER) or files.get(_HF_INDEX)
-    return Reading(
-        global_step=step or 0,
-        epoch=None,
-        loss=None,
-        best_loss=None,
-        rng_state=None,
-        saved_at=marker.mtime if marker is not None else None,
-        layout=NAME,
-    )
-
-
-def _step_of(name: str) -> int | None:
-    match = re.fullmatch(r"(?:step-|checkpoint-)([0-9]+)", name)
-    return int(match.group(1)) if match else None
-
-
-class DcpLayout:
-    """PyTorch DCP folders."""
+class DcpLayout(FolderLayout):
+    """PyTorch DCP folders. A listing checks the commit marker; `load` and `verify` also
+    the data files it names."""
 
     name = NAME
+    missing_signature = "no DCP .metadata"
 
-    def summaries(
-        self, backend: Backend, run: Location, claimed: Sequence[tuple[Entry, int | None]]
-    ) -> list[Reading | CkptError | None]:
-        def one(item: tuple[Entry, int | None]) -> Reading | CkptError | None:
-            entry, step = item
-            folder = run / entry.name
-            try:
-                files = _files(backend, folder, entry)
-            except CkptError as exc:
-                return exc
-            if not _signed(entry.name, files):
-                return None
-            found = problem(entry.name, files)
-            if found is not None:
-                return IncompleteCheckpointError(f"{folder}: incomplete DCP checkpoint, {found}")
-            return _reading(step, files)
+    def signed(self, name: str, files: Mapping[str, FileInfo]) -> bool:
+        return _signed(name, files)
 
-        return list(backend.map(one, claimed))
-
-    def load(self, backend: Backend, folder: Location) -> Metadata:
-        files = backend.files(folder)
-        if not files and backend.state(folder, follow=True) == "missing":
-            raise NoCheckpointFolderError(f"{folder}: no such checkpoint folder")
-        if not _signed(folder.name, files):
-            raise NoSignatureError(f"{folder}: no DCP .metadata")
+    def read(
+        self,
+        backend: Backend,
+        folder: Location,
+        step: int | None,
+        files: Mapping[str, FileInfo],
+        context: object,
+        whole: bool,
+    ) -> Reading:
         found = problem(folder.name, files)
         if found is not None:
             raise IncompleteCheckpointError(f"{folder}: incomplete DCP checkpoint, {found}")
-        if MARKER in files:
-            try:
-                data = backend.read_file(folder / MARKER, about=folder)
-            except OSError as exc:
-                raise CkptFileSystemError(f"{folder}: cannot read {MARKER}: {exc}") from None
-            # the data files it maps chunks to, by name (read from the pickle's bytes, never
-            # unpickled); each must be there and not empty
-            for name in sorted({n.decode() for n in _DATA_NAMES_RE.findall(data)}):
-                info = files.get(name)
-                if info is None or info.size == 0:
-                    state = "missing" if info is None else "empty"
-                    raise InvalidCheckpointError(f"{folder}: {name}, named by {MARKER}, is {state}")
-        return as_metadata(_reading(_step_of(folder.name), files))
-
-    def pins(
-        self, backend: Backend, run: Location, readings: Mapping[str, Reading], names: set[str]
-    ) -> dict[str, str]:
-        return {}
-
-    def pointers(
-        self, backend: Backend, run: Location, files: Sequence[str], present: Container[str]
-    ) -> list[Pointer]:
-        return []
+        if whole and MARKER in files:
+            missing = _data_problem(backend, folder, files)
+            if missing is not None:
+                raise InvalidCheckpointError(f"{folder}: {missing}")
+        marker = files.get(MARKER) or files.get(_HF_INDEX)
+        return bare_reading(NAME, step, marker.mtime if marker is not None else None)
 
 
 LAYOUT = DcpLayout()

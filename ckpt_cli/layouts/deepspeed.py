@@ -20,28 +20,20 @@ import re
 from collections.abc import Container, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from ..core.errors import (
-    CkptError,
-    CkptFileSystemError,
-    IncompleteCheckpointError,
-    InvalidCheckpointError,
-    NoCheckpointFolderError,
-    NoSignatureError,
-)
+from ..core.errors import CkptError, CkptFileSystemError, IncompleteCheckpointError
+from ..core.namings import step_for
 from ..core.paths import Location
-from .base import Pointer, Reading, as_metadata
+from .base import FolderLayout, Pointer, Reading, bare_reading
 from .torch_archive import archive_pickle, integer, is_whole, top_level
 
 if TYPE_CHECKING:
-    from ..core.format import Metadata
     from ..storage.base import Backend
-    from ..storage.listing import Entry, FileInfo
+    from ..storage.listing import FileInfo
 
 NAME = "deepspeed"
 POINTER = "latest"
 _MODEL_RE = re.compile(r"(?:zero_pp_rank_([0-9]+)_)?mp_rank_([0-9]+)_model_states\.pt")
 _OPTIM_RE = re.compile(r"(?:bf16_)?zero_pp_rank_([0-9]+)_mp_rank_([0-9]+)_optim_states\.pt")
-_TAG_RE = re.compile(r"global_step([0-9]+)")
 #: a pointer file larger than this is no tag name
 _MAX_POINTER = 4096
 
@@ -142,14 +134,8 @@ def read_pointer(backend: Backend, path: Location) -> str | None:
 
 
 def _saved_at(files: Mapping[str, FileInfo]) -> float | None:
-    times = [files[n].mtime for n in shards(files) if files[n].mtime is not None]
-    return max(t for t in times if t is not None) if times else None
-
-
-def _files(backend: Backend, folder: Location, entry: Entry | None) -> dict[str, FileInfo]:
-    if entry is not None and entry.files is not None:
-        return dict(entry.files)
-    return backend.files(folder)
+    times = [t for n in shards(files) if (t := files[n].mtime) is not None]
+    return max(times) if times else None
 
 
 def nested_problem(
@@ -175,59 +161,38 @@ def nested_problem(
         return f"cannot read DeepSpeed tag {tag}: {exc}", None
     if found is not None:
         return f"DeepSpeed tag {tag}: {found}", None
-    match = _TAG_RE.fullmatch(tag)
-    if match is not None and step is not None and int(match.group(1)) != step:
+    tagged = step_for(NAME, tag)
+    if tagged is not None and step is not None and tagged != step:
         return None, f"DeepSpeed tag {tag} in a folder of step {step} (its own step counter)"
     return None, None
 
 
-class DeepSpeedLayout:
+class DeepSpeedLayout(FolderLayout):
     """DeepSpeed's `global_step<N>/` tags."""
 
     name = NAME
+    missing_signature = "no DeepSpeed shard (*_model_states.pt)"
 
-    def summaries(
-        self, backend: Backend, run: Location, claimed: Sequence[tuple[Entry, int | None]]
-    ) -> list[Reading | CkptError | None]:
-        def one(item: tuple[Entry, int | None]) -> Reading | CkptError | None:
-            entry, step = item
-            folder = run / entry.name
-            try:
-                files = _files(backend, folder, entry)
-            except CkptError as exc:
-                return exc
-            if not any(_MODEL_RE.fullmatch(n) or _OPTIM_RE.fullmatch(n) for n in files):
-                return None
-            try:
-                found = whole_problem(backend, folder, files)
-            except OSError as exc:
-                return CkptFileSystemError(f"{folder}: cannot read a DeepSpeed shard: {exc}")
-            if found is not None:
-                return IncompleteCheckpointError(f"{folder}: incomplete DeepSpeed tag, {found}")
-            return _reading(step, files)
+    def signed(self, name: str, files: Mapping[str, FileInfo]) -> bool:
+        return bool(shards(files))
 
-        return list(backend.map(one, claimed))
-
-    def load(self, backend: Backend, folder: Location) -> Metadata:
-        files = backend.files(folder)
-        if not files and backend.state(folder, follow=True) == "missing":
-            raise NoCheckpointFolderError(f"{folder}: no such checkpoint folder")
-        if not shards(files):
-            raise NoSignatureError(f"{folder}: no DeepSpeed shard (*_model_states.pt)")
+    def read(
+        self,
+        backend: Backend,
+        folder: Location,
+        step: int | None,
+        files: Mapping[str, FileInfo],
+        context: object,
+        whole: bool,
+    ) -> Reading:
+        # whole or not: only the shards' own record says how many there must be
         try:
             found = whole_problem(backend, folder, files)
         except OSError as exc:
             raise CkptFileSystemError(f"{folder}: cannot read a DeepSpeed shard: {exc}") from None
         if found is not None:
-            kind = InvalidCheckpointError if "cut short" in found else IncompleteCheckpointError
-            raise kind(f"{folder}: incomplete DeepSpeed tag, {found}")
-        match = _TAG_RE.fullmatch(folder.name)
-        return as_metadata(_reading(int(match.group(1)) if match else None, files))
-
-    def pins(
-        self, backend: Backend, run: Location, readings: Mapping[str, Reading], names: set[str]
-    ) -> dict[str, str]:
-        return {}  # what DeepSpeed names is its `latest`: a pointer
+            raise IncompleteCheckpointError(f"{folder}: incomplete DeepSpeed tag, {found}")
+        return bare_reading(NAME, step, _saved_at(files))
 
     def pointers(
         self, backend: Backend, run: Location, files: Sequence[str], present: Container[str]
@@ -247,18 +212,6 @@ class DeepSpeedLayout:
             problem = f"{source}: {label} names {tag}, which is not there: ignored"
             return [Pointer(POINTER, label, None, problem)]
         return [Pointer(POINTER, label, tag)]
-
-
-def _reading(step: int | None, files: Mapping[str, FileInfo]) -> Reading:
-    return Reading(
-        global_step=step or 0,
-        epoch=None,
-        loss=None,
-        best_loss=None,
-        rng_state=None,
-        saved_at=_saved_at(files),
-        layout=NAME,
-    )
 
 
 LAYOUT = DeepSpeedLayout()

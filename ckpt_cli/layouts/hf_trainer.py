@@ -39,7 +39,7 @@ from ..core.errors import (
 from ..core.format import Metadata
 from ..core.paths import Location
 from ..core.records import CHECKPOINT_RE, checkpoint_name
-from .base import Pointer, Reading
+from .base import Pointer, Reading, entry_files
 from .base import as_metadata as framework_metadata
 from .hf_trainer_state import (
     STATE_NAME,
@@ -68,12 +68,6 @@ def _rank_gap(files: Mapping[str, FileInfo]) -> str | None:
     if not missing:
         return None
     return ", ".join(f"rng_state_{r}.pth" for r in missing)
-
-
-def _files(backend: Backend, folder: Location, entry: Entry | None) -> dict[str, FileInfo]:
-    if entry is not None and entry.files is not None:
-        return dict(entry.files)
-    return backend.files(folder)
 
 
 def _check(
@@ -168,7 +162,7 @@ class TrainerLayout:
             step = named_step or 0
             folder = run / entry.name
             try:
-                files = _files(backend, folder, entry)
+                files = entry_files(backend, folder, entry)
                 info = files.get(STATE_NAME)
                 if info is None:
                     continue  # not the Trainer's (no signature)

@@ -107,13 +107,11 @@ class LightningLayout:
                 return CkptFileSystemError(f"{path}: cannot read: {exc}")
 
         out = list(backend.map(one, claimed))
-        order = sorted(range(len(out)), key=lambda i: _step(out[i]))
         # a `last.ckpt` copy is no best of its own: it is the file it copies
-        copies = [out[i] if _LAST_RE.fullmatch(claimed[i][0].name) else None for i in order]
-        for found in copies:
-            if isinstance(found, Reading):
+        for (entry, _), found in zip(claimed, out, strict=True):
+            if isinstance(found, Reading) and _LAST_RE.fullmatch(entry.name):
                 found.loss = None
-        running_best(out, order)
+        running_best(out, [_step(found) for found in out])
         return out
 
     def load(self, backend: Backend, folder: Location) -> Metadata:

@@ -20,31 +20,19 @@ import re
 from collections.abc import Container, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from ..core.errors import (
-    CkptError,
-    IncompleteCheckpointError,
-    NoCheckpointFolderError,
-    NoSignatureError,
-)
+from ..core.errors import CkptError, IncompleteCheckpointError
 from ..core.paths import Location
-from .base import Pointer, Reading, as_metadata
+from .base import FolderLayout, Pointer, Reading, bare_reading
 
 if TYPE_CHECKING:
-    from ..core.format import Metadata
     from ..storage.base import Backend
-    from ..storage.listing import Entry, FileInfo
+    from ..storage.listing import FileInfo
 
 NAME = "megatron"
 TRACKER = "latest_checkpointed_iteration.txt"
 _LEGACY_RE = re.compile(r"mp_rank_[0-9]+(?:_[0-9]+)*/(?:model_optim_rng|distrib_optim)\.pt")
 _DIST_FILES = (".metadata", "common.pt", "metadata.json", ".metadata.tmp")
 _MAX_TRACKER = 4096
-
-
-def _files(backend: Backend, folder: Location, entry: Entry | None) -> dict[str, FileInfo]:
-    if entry is not None and entry.files is not None:
-        return dict(entry.files)
-    return backend.files(folder)
 
 
 def _signed(files: Mapping[str, FileInfo]) -> bool:
@@ -91,63 +79,36 @@ def problem(name: str, files: Mapping[str, FileInfo], tracked: str | None) -> st
     return f"{empty[0]} is empty" if empty else None
 
 
-def _reading(step: int | None, files: Mapping[str, FileInfo]) -> Reading:
-    times = [i.mtime for i in files.values() if i.mtime is not None]
-    return Reading(
-        global_step=step or 0,
-        epoch=None,
-        loss=None,
-        best_loss=None,
-        rng_state=None,
-        saved_at=max(t for t in times if t is not None) if times else None,
-        layout=NAME,
-    )
+def _saved_at(files: Mapping[str, FileInfo]) -> float | None:
+    times = [t for info in files.values() if (t := info.mtime) is not None]
+    return max(times) if times else None
 
 
-class MegatronLayout:
-    """Megatron-LM's `iter_<N>/` folders."""
+class MegatronLayout(FolderLayout):
+    """Megatron-LM's `iter_<N>/` folders; the tracker is read once per listing."""
 
     name = NAME
+    missing_signature = "no Megatron checkpoint files"
 
-    def summaries(
-        self, backend: Backend, run: Location, claimed: Sequence[tuple[Entry, int | None]]
-    ) -> list[Reading | CkptError | None]:
-        tracked = _tracked(backend, run)
+    def signed(self, name: str, files: Mapping[str, FileInfo]) -> bool:
+        return _signed(files)
 
-        def one(item: tuple[Entry, int | None]) -> Reading | CkptError | None:
-            entry, step = item
-            folder = run / entry.name
-            try:
-                files = _files(backend, folder, entry)
-            except CkptError as exc:
-                return exc
-            if not _signed(files):
-                return None
-            found = problem(entry.name, files, tracked)
-            if found is not None:
-                return IncompleteCheckpointError(
-                    f"{folder}: incomplete Megatron checkpoint, {found}"
-                )
-            return _reading(step, files)
+    def context(self, backend: Backend, run: Location) -> str | None:
+        return _tracked(backend, run)
 
-        return list(backend.map(one, claimed))
-
-    def load(self, backend: Backend, folder: Location) -> Metadata:
-        files = backend.files(folder)
-        if not files and backend.state(folder, follow=True) == "missing":
-            raise NoCheckpointFolderError(f"{folder}: no such checkpoint folder")
-        if not _signed(files):
-            raise NoSignatureError(f"{folder}: no Megatron checkpoint files")
-        found = problem(folder.name, files, _tracked(backend, folder.parent))
+    def read(
+        self,
+        backend: Backend,
+        folder: Location,
+        step: int | None,
+        files: Mapping[str, FileInfo],
+        context: str | None,
+        whole: bool,
+    ) -> Reading:
+        found = problem(folder.name, files, context)
         if found is not None:
             raise IncompleteCheckpointError(f"{folder}: incomplete Megatron checkpoint, {found}")
-        match = re.fullmatch(r"iter_([0-9]+)", folder.name)
-        return as_metadata(_reading(int(match.group(1)) if match else None, files))
-
-    def pins(
-        self, backend: Backend, run: Location, readings: Mapping[str, Reading], names: set[str]
-    ) -> dict[str, str]:
-        return {}
+        return bare_reading(NAME, step, _saved_at(files))
 
     def pointers(
         self, backend: Backend, run: Location, files: Sequence[str], present: Container[str]

@@ -21,7 +21,7 @@ folders `<step>/` or `<prefix>_<step>/` (zero padding allowed), one subfolder pe
 from __future__ import annotations
 
 import math
-from collections.abc import Container, Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -31,16 +31,13 @@ from ..core.errors import (
     CkptFileSystemError,
     IncompleteCheckpointError,
     InvalidCheckpointError,
-    NoCheckpointFolderError,
-    NoSignatureError,
 )
 from ..core.paths import Location
-from .base import Pointer, Reading, as_metadata, running_best
+from .base import FolderLayout, Reading, running_best
 
 if TYPE_CHECKING:
-    from ..core.format import Metadata
     from ..storage.base import Backend
-    from ..storage.listing import Entry, FileInfo
+    from ..storage.listing import FileInfo
 
 NAME = "orbax"
 MARKER = "_CHECKPOINT_METADATA"
@@ -48,12 +45,6 @@ COMMIT = "commit_success.txt"
 METRICS = "metrics/metrics"
 _LOSS_KEYS = ("loss", "eval_loss", "val_loss", "train_loss")
 _MAX_MARKER = 1024 * 1024
-
-
-def _files(backend: Backend, folder: Location, entry: Entry | None) -> dict[str, FileInfo]:
-    if entry is not None and entry.files is not None:
-        return dict(entry.files)
-    return backend.files(folder)
 
 
 def _number(value: Any) -> float | None:
@@ -130,53 +121,28 @@ def _metrics(
     return recorded if isinstance(recorded, dict) else {}
 
 
-def _step_of(name: str) -> int | None:
-    digits = name.rpartition("_")[2]
-    return int(digits) if digits.isdigit() else None
-
-
-class OrbaxLayout:
-    """Orbax step folders."""
+class OrbaxLayout(FolderLayout):
+    """Orbax step folders (its own best and keep policies live in the training process)."""
 
     name = NAME
+    missing_signature = f"no Orbax {MARKER}"
 
-    def summaries(
-        self, backend: Backend, run: Location, claimed: Sequence[tuple[Entry, int | None]]
-    ) -> list[Reading | CkptError | None]:
-        def one(item: tuple[Entry, int | None]) -> Reading | CkptError | None:
-            entry, step = item
-            folder = run / entry.name
-            try:
-                files = _files(backend, folder, entry)
-                if MARKER not in files and COMMIT not in files:
-                    return None
-                return _read(backend, folder, step, files)
-            except CkptError as exc:
-                return exc
+    def signed(self, name: str, files: Mapping[str, FileInfo]) -> bool:
+        return MARKER in files or COMMIT in files
 
-        out = list(backend.map(one, claimed))
-        running_best(out, sorted(range(len(out)), key=lambda i: claimed[i][1] or 0))
-        return out
+    def read(
+        self,
+        backend: Backend,
+        folder: Location,
+        step: int | None,
+        files: Mapping[str, FileInfo],
+        context: object,
+        whole: bool,
+    ) -> Reading:
+        return _read(backend, folder, step, files)
 
-    def load(self, backend: Backend, folder: Location) -> Metadata:
-        files = backend.files(folder)
-        if not files and backend.state(folder, follow=True) == "missing":
-            raise NoCheckpointFolderError(f"{folder}: no such checkpoint folder")
-        if MARKER not in files and COMMIT not in files:
-            raise NoSignatureError(f"{folder}: no Orbax {MARKER}")
-        reading = _read(backend, folder, _step_of(folder.name), files)
-        reading.best_loss = reading.loss
-        return as_metadata(reading)
-
-    def pins(
-        self, backend: Backend, run: Location, readings: Mapping[str, Reading], names: set[str]
-    ) -> dict[str, str]:
-        return {}  # Orbax's own best and keep policies live in the training process
-
-    def pointers(
-        self, backend: Backend, run: Location, files: Sequence[str], present: Container[str]
-    ) -> list[Pointer]:
-        return []
+    def finish(self, found: list[Reading | CkptError | None], steps: list[int | None]) -> None:
+        running_best(found, steps)
 
 
 LAYOUT = OrbaxLayout()

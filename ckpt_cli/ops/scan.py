@@ -11,7 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from ..core.errors import CkptError, CkptFileSystemError, IncompleteCheckpointError
-from ..core.namings import EntryShape, Naming, namings_of, step_in, temporary_step
+from ..core.namings import (
+    EntryShape,
+    Naming,
+    first_step,
+    named_step,
+    namings_of,
+    step_in,
+    temporary_step,
+)
 from ..core.paths import Location, Target
 from ..core.records import (
     MAX_U64,
@@ -21,7 +29,7 @@ from ..core.records import (
     Status,
     display_name,
 )
-from ..layouts import get, ordered, pointer_candidates, pointers
+from ..layouts import get, pointer_candidates, pointers
 from ..layouts import names as layout_names
 from ..layouts.base import Layout, Pointer, Reading
 from ..storage import backend_for
@@ -108,7 +116,7 @@ def scan_run(
     for entry, namings in pending:
         if entry.files is None and backend.state(run / entry.name) == "missing":
             continue  # deleted since the listing (a prune beside us)
-        step = next((s for n in namings if (s := step_in(entry.name, n)) is not None), None)
+        step = first_step(entry.name, namings)
         if any(n.named for n in namings):
             records[entry.name] = _broken(run, entry, step, "incomplete", None)
         else:  # only looks like a step: nobody's checkpoint
@@ -150,7 +158,7 @@ def _by_name(
     if entry.type == "other" and entry.mtime is None:
         return CheckpointRecord(path, name, "other", "corrupt", error="cannot stat"), []
     if entry.type == "link":
-        return CheckpointRecord(path, name, "symlink", "valid", step=_step_of(name)), []
+        return CheckpointRecord(path, name, "symlink", "valid", step=named_step(name)), []
     is_dir = entry.type == "dir"
     match = STAGING_RE.fullmatch(name) if is_dir else None
     if match is not None:
@@ -174,8 +182,8 @@ def _by_name(
     if layout is not None:  # forced: every entry named as some layout's is read by this one
         namings = [replace(n, layout=layout) for n in namings]
     if not namings:
-        return CheckpointRecord(path, name, "other", "valid", step=_step_of(name), size=size), []
-    said = next((s for n in namings if (s := step_in(name, n)) is not None), None)
+        return CheckpointRecord(path, name, "other", "valid", step=named_step(name), size=size), []
+    said = first_step(name, namings)
     if entry.condemned:  # an interrupted deletion: finished by the next prune
         return CheckpointRecord(
             path, name, "trash", "incomplete", step=said, saved_at=entry.mtime, size=size
@@ -185,14 +193,6 @@ def _by_name(
             run, entry, said, "corrupt", f"{display_name(name)}: step number past 2^64-1"
         ), []
     return None, namings
-
-
-def _step_of(name: str) -> int | None:
-    """The step a name says in a naming that says "checkpoint" (for symlinks and others)."""
-    for naming in ordered():
-        if naming.named and (step := step_in(name, naming)) is not None:
-            return step
-    return None
 
 
 def _broken(

@@ -17,7 +17,7 @@ from ..core.errors import (
 )
 from ..core.format import ManifestEntry
 from ..core.manifest import ManifestProblem, compare_manifest
-from ..core.namings import named_as_checkpoint, namings_of, step_in
+from ..core.namings import any_step, named_as_checkpoint, namings_of
 from ..core.paths import Location, Target
 from ..core.records import MAX_U64, METADATA_NAME, CheckpointRecord
 from ..layouts.base import Reading
@@ -146,7 +146,7 @@ def _verify_one(
     found: Reading | None,
     progress: Progress,
 ) -> VerifyReport:
-    step = record.step if record is not None else _named_step(folder.name)
+    step = record.step if record is not None else any_step(folder.name)
     try:
         if record is not None and record.status == "incomplete":
             raise incomplete(folder)
@@ -168,11 +168,3 @@ def _verify_one(
     return VerifyReport(
         folder, [str(p) for p in problems], error, meta.global_step, "valid", layout
     )
-
-
-def _named_step(name: str) -> int | None:
-    for naming in namings_of(name, "dir") + namings_of(name, "file"):
-        step = step_in(name, naming)
-        if step is not None:
-            return step
-    return None
