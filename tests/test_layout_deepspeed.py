@@ -106,3 +106,32 @@ def test_a_nested_tag_of_another_step_is_warned_about(tmp_path: Path) -> None:
     assert row["status"] == "valid"
     assert "global_step3 in a folder of step 4" in row["error"]
     assert "global_step3 in a folder of step 4" in ckpt("load", folder).stdout
+
+
+def test_list_and_prune_say_what_a_pointer_cannot_be_used_for(tmp_path: Path) -> None:
+    run = copy_run(tmp_path, "deepspeed", "zero2")
+    (run / "latest").write_text("../elsewhere")
+    done = ckpt("list", run)
+    assert "DeepSpeed's latest leads outside the run directory" in done.stderr
+    assert "global_step6" in done.stdout
+    done = ckpt("prune", run, "--keep-last", "5", "--dry-run")
+    assert "DeepSpeed's latest leads outside the run directory" in done.stderr
+
+
+def test_layout_forces_one_reading(tmp_path: Path) -> None:
+    run = copy_run(tmp_path, "deepspeed", "zero2")
+    assert set(statuses(run, "--layout", "deepspeed").values()) == {"valid"}
+    # read as DCP folders, DeepSpeed's tags have no signature: incomplete, never latest
+    assert set(statuses(run, "--layout", "dcp").values()) == {"incomplete"}
+    done = ckpt("latest", run, "--layout", "dcp", code=1)
+    assert "no DCP .metadata" in done.stderr
+    ckpt("load", run / "global_step6", "--layout", "deepspeed")
+    ckpt("load", run / "global_step6", "--layout", "orbax", code=3)
+    ckpt("verify", run, "--layout", "deepspeed")
+    age(run, 30)
+    plan = ckpt_json("prune", run, "--keep-last", "1", "--layout", "dcp", "--dry-run")
+    assert {e["decision"] for e in plan["runs"][0]["entries"] if e["kind"] == "checkpoint"} == {
+        "keep"
+    }
+    done = ckpt("list", run, "--layout", "nope", code=2)
+    assert "no layout 'nope'; one of: ckpt, hf-trainer, deepspeed" in done.stderr

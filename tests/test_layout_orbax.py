@@ -59,7 +59,8 @@ def test_a_bare_number_without_a_signature_is_nobodys(tmp_path: Path) -> None:
     (run / "50" / "notes.txt").write_text("not a checkpoint")
     age(run, 30)
     assert "50" not in statuses(run)
-    assert ckpt("latest", run).stdout.strip() == str(run / "40")
+    done = ckpt("latest", run)
+    assert done.stdout.strip() == str(run / "40") and done.stderr == ""
     ckpt("prune", run, "--keep-last", "1", "--delete-incomplete", "--yes")
     assert (run / "50" / "notes.txt").exists()  # never deleted, not even by --delete-incomplete
     assert sorted(p.name for p in run.iterdir()) == [".ckpt.lock", "40", "50", "metadata"]

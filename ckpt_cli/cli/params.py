@@ -18,6 +18,20 @@ def _complete_fields() -> list[str]:
     return list(FIELD_NAMES)
 
 
+def _layout_name(value: str | None) -> str | None:
+    from ..layouts import names
+
+    if value is not None and value not in names():
+        raise typer.BadParameter(f"no layout {value!r}; one of: {', '.join(names())}")
+    return value
+
+
+def _complete_layouts() -> list[str]:
+    from ..layouts import names
+
+    return names()
+
+
 # A string, not a Path: pathlib would turn `s3://bucket/run` into `s3:/bucket/run`. The core
 # tells URLs from local paths (`storage.location`).
 RunDirArg = Annotated[
@@ -36,6 +50,17 @@ FieldOpt = Annotated[
         metavar="NAME",
         help=f"Print one field only ({', '.join(FIELD_NAMES)}, or an extra key).",
         autocompletion=_complete_fields,
+    ),
+]
+LayoutOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--layout",
+        metavar="NAME",
+        help="Read every checkpoint by this layout alone (ckpt, hf-trainer, deepspeed, megatron, "
+        "accelerate, dcp, orbax, lightning); by default each is detected from what is inside.",
+        callback=_layout_name,
+        autocompletion=_complete_layouts,
     ),
 ]
 LockTimeoutOpt = Annotated[

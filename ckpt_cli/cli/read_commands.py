@@ -20,6 +20,7 @@ from .app import (
 from .params import (
     FieldOpt,
     JsonOpt,
+    LayoutOpt,
     RunDirArg,
 )
 
@@ -27,14 +28,16 @@ from .params import (
 @app.command(
     cls=CkptCommand, short_help="Print the newest valid checkpoint's path; exit 1 if none."
 )
-def latest(run_dir: RunDirArg, as_json: JsonOpt = False, field: FieldOpt = None) -> None:
+def latest(
+    run_dir: RunDirArg, as_json: JsonOpt = False, field: FieldOpt = None, layout: LayoutOpt = None
+) -> None:
     """Print the path of the newest valid checkpoint; exit 1 when there is none.
 
     Example: ckpt latest runs/exp7/checkpoints   (in a job: RESUME=$(ckpt latest "$RUN"))
     """
     from ..ops.latest import find_latest
 
-    folder, meta = find_latest(run_dir, warn=output.warn)
+    folder, meta = find_latest(run_dir, warn=output.warn, layout=layout)
     if as_json or field is not None:
         show_metadata(folder, meta, as_json, field)
     else:
@@ -88,6 +91,7 @@ def list_(
         ),
     ] = False,
     as_json: JsonOpt = False,
+    layout: LayoutOpt = None,
 ) -> None:
     """Show the checkpoints of a run: step, epoch, losses, size, age, status, markers.
 
@@ -106,7 +110,8 @@ def list_(
             f"--plot draws a chart by step; it takes no {'--json' if as_json else '--sort'}"
         )
     shown = ("checkpoint", "staging", "symlink")
-    records = [r for r in scan(run_dir, sizes=True) if r.kind in shown]
+    listed = scan(run_dir, sizes=True, layout=layout, warn=output.warn)
+    records = [r for r in listed if r.kind in shown]
     marks = markers_for(records)
     on_terminal = not as_json and output.stdout_is_terminal()
     if plot:
@@ -160,6 +165,7 @@ def load(
     ],
     as_json: JsonOpt = False,
     field: FieldOpt = None,
+    layout: LayoutOpt = None,
 ) -> None:
     """Show one checkpoint in full (validated).
 
@@ -171,7 +177,7 @@ def load(
     from ..ops.load import checkpoint_folder, read_metadata
 
     folder = checkpoint_folder(path)
-    show_metadata(folder, read_metadata(folder), as_json, field)
+    show_metadata(folder, read_metadata(folder, layout), as_json, field)
 
 
 @app.command(cls=CkptCommand, short_help="Check metadata and payload hashes; exit 3 on a mismatch.")
@@ -184,6 +190,7 @@ def verify(
         ),
     ],
     as_json: JsonOpt = False,
+    layout: LayoutOpt = None,
 ) -> None:
     """Validate metadata and recompute payload hashes against the manifest; exit 3 on mismatch.
 
@@ -192,7 +199,7 @@ def verify(
     from ..ops.verify import verify_target
 
     with byte_progress("hashing payload") as progress:
-        single, reports = verify_target(path, progress)
+        single, reports = verify_target(path, progress, layout)
     docs = [
         {
             "path": str(r.path),

@@ -28,6 +28,7 @@ from .params import (
     KeepLastOpt,
     KeepWeeklyOpt,
     KeepWithinOpt,
+    LayoutOpt,
     LockTimeoutOpt,
     MinAgeOpt,
     RunDirArg,
@@ -223,6 +224,7 @@ def prune(
     ] = False,
     lock_timeout: LockTimeoutOpt = DEFAULT_LOCK_TIMEOUT,
     as_json: JsonOpt = False,
+    layout: LayoutOpt = None,
 ) -> None:
     """Delete old checkpoints by OR'd keep rules; the latest and newest save are always kept.
 
@@ -258,7 +260,7 @@ def prune(
                 "refusing to delete without --yes when not on a terminal "
                 "(use --dry-run to see the plan)"
             )
-        if not _confirm(targets, policy):
+        if not _confirm(targets, policy, layout):
             raise typer.Abort()
     on_terminal = output.stdout_is_terminal() and not as_json
     with deletion_progress("pruning") as progress:
@@ -269,7 +271,11 @@ def prune(
             lock_timeout=lock_timeout,
             sizes=on_terminal,
             progress=progress,
+            layout=layout,
         )
+    for result in results:
+        for message in result.warnings:
+            output.warn(message)
     failures.extend(errors)
     if as_json:
         from .views import prune_json
@@ -287,14 +293,14 @@ def prune(
     raise_failures(failures, "run directories or folders")
 
 
-def _confirm(targets: list[Location], policy: Any) -> bool:
+def _confirm(targets: list[Location], policy: Any, layout: str | None) -> bool:
     """Show what a real prune would delete and ask; True when there is nothing to ask about."""
     from ..ops.prune import plan_run_dir
 
     count = 0
     for target in targets:
         try:
-            plan = plan_run_dir(target, policy)
+            plan = plan_run_dir(target, policy, layout=layout)
         except CkptError:
             continue  # reported when the real prune reaches it
         for entry in plan.deletions:

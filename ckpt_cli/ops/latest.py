@@ -20,7 +20,7 @@ from ..core.errors import (
     NotFoundError,
 )
 from ..core.format import Metadata
-from ..core.namings import MARKERS, POINTER_NAMES
+from ..core.namings import MARKERS, POINTER_NAMES, named_as_checkpoint
 from ..core.ordering import Ordering, order
 from ..core.paths import Location, Target
 from ..core.records import MAX_U64, display_name
@@ -44,25 +44,24 @@ class _Vanished(Exception):
     """A folder of the listing was deleted (by a concurrent prune) before it could be read."""
 
 
-def find_latest(target: Target, warn: Warn = _ignore) -> tuple[Location, Metadata]:
+def find_latest(
+    target: Target, warn: Warn = _ignore, layout: str | None = None
+) -> tuple[Location, Metadata]:
     """The valid checkpoint with the highest step, and its metadata.
 
     Orders by the step in the folder name and validates from the top down, so the cost is one
     listing plus a metadata read per skipped folder. Raises NotFoundError when none is valid.
+    `layout` reads every candidate by that layout alone.
     """
     backend, run = backend_for(target)
-    return latest_in(backend, run, warn)
-
-
-def latest_in(backend: Backend, run: Location, warn: Warn = _ignore) -> tuple[Location, Metadata]:
-    return latest_and_names(backend, run, warn)[0]
+    return latest_and_names(backend, run, warn, layout)[0]
 
 
 def latest_and_names(
-    backend: Backend, run: Location, warn: Warn = _ignore
+    backend: Backend, run: Location, warn: Warn = _ignore, layout: str | None = None
 ) -> tuple[tuple[Location, Metadata], list[str]]:
-    """`latest_in`, and the names of the listing it found it in (what a save needs to know
-    is there, without listing again).
+    """`find_latest` on a backend already chosen, and the names of the listing it found it
+    in (what a save needs to know is there, without listing again).
 
     A folder that vanishes between the listing and its read was deleted by a prune that ran
     meanwhile, which may have followed a save of a higher step: where the listing is exact
@@ -74,7 +73,7 @@ def latest_and_names(
         relist = backend.exact_listing and attempt < _RELISTS
         names = backend.names(run)
         try:
-            found = _latest(backend, run, names, warnings.append, relist)
+            found = _latest(backend, run, names, warnings.append, relist, layout)
         except _Vanished:
             continue  # what a stale listing warned about does not matter
         except NotFoundError:
@@ -88,20 +87,25 @@ def latest_and_names(
 
 
 def _latest(
-    backend: Backend, run: Location, names: list[str], warn: Warn, relist: bool
+    backend: Backend,
+    run: Location,
+    names: list[str],
+    warn: Warn,
+    relist: bool,
+    layout: str | None,
 ) -> tuple[Location, Metadata]:
     ordering = order(names)
     # names that say no step (Lightning's `last.ckpt` copy) are read first: their step is inside
     stepless = []
     for name in ordering.stepless:
-        meta = _validated(backend, run, name, None, warn, relist, quiet_links=True)
+        meta = _validated(backend, run, name, None, warn, relist, layout, quiet_links=True)
         if meta is not None:
             stepless.append((meta.global_step, name, meta))
     top_stepless = max(stepless, default=None, key=lambda item: item[0])
     for step, name in ordering.descending():
         if top_stepless is not None and top_stepless[0] > step:
             break
-        meta = _validated(backend, run, name, step, warn, relist)
+        meta = _validated(backend, run, name, step, warn, relist, layout)
         if meta is not None:
             return _found(backend, run, ordering, run / name, step, meta, warn)
     if top_stepless is not None:
@@ -117,6 +121,7 @@ def _validated(
     step: int | None,
     warn: Warn,
     relist: bool,
+    layout: str | None,
     quiet_links: bool = False,
 ) -> Metadata | None:
     """The metadata of one candidate, validated whole; None (with a warning) when it is no
@@ -131,20 +136,23 @@ def _validated(
             warn(f"skipping {run / shown}: a symlink (ckpt does not follow links)")
         return None
     try:
-        meta = layouts.load(backend, folder)
+        meta = layouts.load(backend, folder, layout)
     except NoCheckpointFolderError:
         if relist:
             raise _Vanished from None
         if backend.exact_listing:  # an emptied prefix that some stores still list: nothing
             warn(f"skipping {folder}: no such checkpoint folder")
         return None
+    except NoSignatureError as exc:
+        # a bare number (Orbax's naming) without a signature is nobody's: no warning
+        if layout is not None or named_as_checkpoint(name):
+            warn(f"skipping {exc}")
+        return None
     except (InvalidCheckpointError, CkptFileSystemError) as exc:
         if relist and backend.state(folder) == "missing":
             raise _Vanished from None
         warn(f"skipping {exc}")
         return None
-    except NoSignatureError:
-        return None  # named as some layout's but holding none's signature (a bare number)
     return meta
 
 

@@ -30,7 +30,8 @@ def checkpoint_folder(target: Target) -> Location:
     return folder_of(backend, path)
 
 
-def read_metadata(target: Target) -> Metadata:
-    """Load and validate `folder/metadata.json` (see `layouts.ckpt.load` for the errors)."""
+def read_metadata(target: Target, layout: str | None = None) -> Metadata:
+    """A checkpoint's values, validated whole, by its layout (or by `layout` alone; see
+    `layouts.ckpt.load` for ckpt's own errors)."""
     backend, folder = backend_for(target)
-    return layouts.load(backend, folder)
+    return layouts.load(backend, folder, layout)

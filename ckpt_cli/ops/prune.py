@@ -40,6 +40,8 @@ class PruneResult:
     dry_run: bool
     deleted: list[PlanEntry] = field(default_factory=list)
     failed: list[tuple[PlanEntry, str]] = field(default_factory=list)
+    #: what the frameworks' pointer files said that cannot be used (for stderr)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def bytes_freed(self) -> int:
@@ -51,11 +53,16 @@ def _plan(listing: Listing, policy: RetentionPolicy, now: float | None) -> Reten
 
 
 def plan_run_dir(
-    run_dir: Target, policy: RetentionPolicy, *, now: float | None = None, sizes: bool = False
+    run_dir: Target,
+    policy: RetentionPolicy,
+    *,
+    now: float | None = None,
+    sizes: bool = False,
+    layout: str | None = None,
 ) -> RetentionPlan:
     """The plan for a run directory as it is now; touches nothing."""
     backend, run = backend_for(run_dir)
-    return _plan(scan_run(backend, run, sizes=sizes), policy, now)
+    return _plan(scan_run(backend, run, sizes=sizes, layout=layout), policy, now)
 
 
 def _sized(entry: PlanEntry, size: int | None) -> PlanEntry:
@@ -73,15 +80,19 @@ def prune_run_dir(
     now: float | None = None,
     sizes: bool = False,
     progress: Progress = _no_progress,
+    layout: str | None = None,
 ) -> PruneResult:
     """Plan and (unless `dry_run`) delete, holding the run directory's lock throughout.
 
     A dry run takes no lock: it deletes nothing, and what it plans is what a real run would.
+    `layout` reads every checkpoint by that layout alone (what it does not find complete is
+    kept).
     """
     backend, run = backend_for(target)
     if dry_run:
-        listing = scan_run(backend, run, sizes=sizes)
+        listing = scan_run(backend, run, sizes=sizes, layout=layout)
         result = PruneResult(run, _plan(listing, policy, now), dry_run=True)
+        result.warnings = listing.warnings
         result.deleted = [
             _sized(
                 entry, backend.folder_size(listing.entries[entry.record.name], entry.record.path)
@@ -96,11 +107,14 @@ def prune_run_dir(
         # nothing a prune may ever delete: no lock, so that a cron job pointed at a folder
         # that another tool writes leaves nothing of its own there (Accelerate's rotation
         # fails on a name without a digit)
-        plan = _plan(scan_run(backend, run, sizes=sizes), policy, now)
+        listing = scan_run(backend, run, sizes=sizes, layout=layout)
+        plan = _plan(listing, policy, now)
         if not plan.deletions:  # else something came meanwhile: prune under the lock
-            return PruneResult(run, plan, dry_run=False)
+            return PruneResult(run, plan, dry_run=False, warnings=listing.warnings)
     with run_lock(backend, run, lock_timeout) as guard:
-        return prune_locked(backend, run, policy, guard, now=now, sizes=sizes, progress=progress)
+        return prune_locked(
+            backend, run, policy, guard, now=now, sizes=sizes, progress=progress, layout=layout
+        )
 
 
 def prune_locked(
@@ -112,11 +126,12 @@ def prune_locked(
     now: float | None = None,
     sizes: bool = False,
     progress: Progress = _no_progress,
+    layout: str | None = None,
 ) -> PruneResult:
     """Plan and delete; the caller holds the run directory's lock (as `save --keep-*` does)."""
-    listing = scan_run(backend, run, sizes=sizes)
+    listing = scan_run(backend, run, sizes=sizes, layout=layout)
     plan = _plan(listing, policy, now)
-    result = PruneResult(run, plan, dry_run=False)
+    result = PruneResult(run, plan, dry_run=False, warnings=listing.warnings)
     doomed = [(entry, listing.entries.get(entry.record.name)) for entry in plan.deletions]
     done = backend.delete(run, doomed, lambda entry, freed: progress(_sized(entry, freed)), guard)
     result.deleted = [_sized(entry, freed) for entry, freed in done.deleted]
@@ -132,6 +147,7 @@ def prune_many(
     lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT,
     sizes: bool = False,
     progress: Progress = _no_progress,
+    layout: str | None = None,
 ) -> tuple[list[PruneResult], list[CkptError]]:
     """Prune each run directory in turn; one that fails does not stop the others.
 
@@ -149,6 +165,7 @@ def prune_many(
                 lock_timeout=lock_timeout,
                 sizes=sizes,
                 progress=progress,
+                layout=layout,
             )
         except CkptError as exc:
             failures.append(exc)

@@ -8,6 +8,7 @@ folders' markers are read through `Backend.map`, concurrently on an object store
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from ..core.errors import CkptError, CkptFileSystemError, IncompleteCheckpointError
@@ -51,15 +52,26 @@ class Listing:
     pointers: list[Pointer] = field(default_factory=list)
 
 
-def scan(target: Target, *, sizes: bool = False) -> list[CheckpointRecord]:
+def scan(
+    target: Target,
+    *,
+    sizes: bool = False,
+    layout: str | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> list[CheckpointRecord]:
     """Every entry of a run directory, classified, in ascending step order (stepless last).
 
     The lock file and other hidden files that are not ckpt's are left out: they are not the
     user's checkpoints and never touched. `sizes` measures each folder (free on an object
-    store, a walk of each folder locally).
+    store, a walk of each folder locally). `warn` is told what the frameworks' pointer files
+    say that cannot be used.
     """
     backend, run = backend_for(target)
-    return scan_run(backend, run, sizes=sizes).records
+    listing = scan_run(backend, run, sizes=sizes, layout=layout)
+    if warn is not None:
+        for message in listing.warnings:
+            warn(message)
+    return listing.records
 
 
 def scan_run(

@@ -90,11 +90,12 @@ def check_files(
 
 
 def verify_target(
-    target: Target, progress: Progress = _no_progress
+    target: Target, progress: Progress = _no_progress, layout: str | None = None
 ) -> tuple[bool, list[VerifyReport]]:
     """Verify a checkpoint folder (or its metadata.json), or every checkpoint of a run directory.
 
-    Returns whether `target` was a single checkpoint, and one report per checkpoint.
+    Returns whether `target` was a single checkpoint, and one report per checkpoint. `layout`
+    reads each by that layout alone.
     """
     backend, where = backend_for(target)
     folder = folder_of(backend, where)
@@ -102,15 +103,15 @@ def verify_target(
     if named_as_checkpoint(folder.name):
         single = True
     elif namings_of(folder.name, "dir"):  # a bare number (Orbax's): its signature decides
-        single = _signed(backend, folder)
+        single = _signed(backend, folder, layout)
     elif backend.real_folders:
         single = backend.state(folder / METADATA_NAME, follow=True) != "missing"
     else:  # an object store: one listing says it, and serves the check below
         files = backend.files(folder)
         single = METADATA_NAME in files
     if single:
-        return True, [_verify_one(backend, folder, files, None, None, progress)]
-    listing = scan_run(backend, folder)
+        return True, [_verify_one(backend, folder, files, None, None, progress, layout)]
+    listing = scan_run(backend, folder, layout=layout)
     reports = [
         _verify_one(
             backend,
@@ -119,6 +120,7 @@ def verify_target(
             r,
             listing.readings.get(r.name),
             progress,
+            layout,
         )
         for r in listing.records
         if r.kind == "checkpoint"
@@ -128,9 +130,9 @@ def verify_target(
     return False, reports
 
 
-def _signed(backend: Backend, folder: Location) -> bool:
+def _signed(backend: Backend, folder: Location, layout: str | None) -> bool:
     try:
-        layouts.load(backend, folder)
+        layouts.load(backend, folder, layout)
     except NoSignatureError:
         return False
     except CkptError:
@@ -145,17 +147,19 @@ def _verify_one(
     record: CheckpointRecord | None,
     found: Reading | None,
     progress: Progress,
+    layout: str | None,
 ) -> VerifyReport:
     step = record.step if record is not None else any_step(folder.name)
     try:
         if record is not None and record.status == "incomplete":
-            raise incomplete(folder)
+            # the layout's own words where one said why (a DeepSpeed shard missing, ...)
+            raise IncompleteCheckpointError(record.error) if record.error else incomplete(folder)
         if record is not None and (record.step or 0) > MAX_U64 and record.error:
             raise InvalidCheckpointError(record.error)
         # a corrupt one is read again, for the error of its own kind (data or file system)
         # what the scan read whole and validated need not be read again
         known = found.metadata if found is not None and found.whole else None
-        meta = known if known is not None else layouts.load(backend, folder)
+        meta = known if known is not None else layouts.load(backend, folder, layout)
     except CkptError as exc:
         status = "incomplete" if isinstance(exc, IncompleteCheckpointError) else "corrupt"
         return VerifyReport(folder, [str(exc)], exc, step, status)
