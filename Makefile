@@ -43,9 +43,11 @@ completions: install
 	_CKPT_COMPLETE=source_fish $(CKPT) > completions/ckpt.fish
 
 # The reliability tests at full strength: every occurrence of every kill point, hundreds of
-# kill -9 at random instants, and the save/prune/read storm for minutes (it stops by itself).
+# kill -9 at random instants, the save/prune/read storm for minutes (it stops by itself), and
+# latest on 100,000 entries of each framework's layout.
 stress: install
-	CKPT_STRESS=1 $(PY) -m pytest --timeout 1800 tests/test_faults.py tests/test_storm.py
+	CKPT_STRESS=1 $(PY) -m pytest --timeout 1800 tests/test_faults.py tests/test_storm.py \
+		tests/test_perf_guards.py::test_latest_on_100k_entries_of_each_layout_reads_at_most_3_markers
 # The README's pictures of `ckpt list`, `list --plot` and `load`: run for real in a pty
 captures: install
 	$(PY) examples/readme_captures.py

@@ -29,7 +29,8 @@ from pathlib import Path
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cases_trainer import trainer_cases  # noqa: E402 - the bench runs as a script
+from cases_layouts import layout_cases  # noqa: E402 - the bench runs as a script
+from cases_trainer import trainer_cases  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 PY = sys.executable
@@ -746,7 +747,9 @@ def main() -> None:
     parser.add_argument("--out", default="BENCHMARKS.md")
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
     parser.add_argument("--repeats", type=int, default=None)
-    parser.add_argument("--only", default="123456", help="which cases to run, e.g. 13")
+    parser.add_argument(
+        "--only", default="1234569", help="which cases to run, e.g. 13 (9: cases 9 to 14)"
+    )
     args = parser.parse_args()
     if args.repeats is None:
         args.repeats = 3 if args.quick else 5
@@ -789,6 +792,21 @@ def main() -> None:
                     COUNT_OPENS,
                 ),
             ),  # fmt: skip
+            (
+                "9",
+                lambda: layout_cases(
+                    tmp,
+                    PY,
+                    CKPT,
+                    max(3, args.repeats),
+                    interleaved,
+                    process_job,
+                    Result,
+                    med,
+                    mib,
+                    quick,
+                ),
+            ),  # fmt: skip
         ]
         # prune last: deleting 10k folders that are on disk leaves the disk discarding freed
         # blocks for a while, which slowed the fsyncs of the save case run after it (1.2x -> 1.7x)
@@ -801,7 +819,7 @@ def main() -> None:
             for result in found if isinstance(found, list) else [found]:
                 print(f"  {result.case}: {result.ratio:.3f}× (target {result.target})", flush=True)
                 results.append(result)
-    results.sort(key=lambda result: result.case)
+    results.sort(key=lambda result: int(result.case.split(".")[0]))
     Path(args.out).write_text(render(results, header, started, args))
     print(f"wrote {args.out}")
 

@@ -5,8 +5,10 @@ parse (`make bench` does the timing, never the tests)."""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -335,3 +337,51 @@ def test_highest_name_shortcut(names: list[str], top: str | None) -> None:
     assert _highest_name(names) == top
     if names:
         assert list(_descending_steps(names)) == _candidates(names)
+
+
+def _layout_cases() -> list[Any]:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    try:
+        import cases_layouts
+    finally:
+        sys.path.pop(0)
+    return list(cases_layouts.CASES)
+
+
+@pytest.mark.parametrize("case", _layout_cases(), ids=lambda case: case.layout)
+def test_latest_on_100k_entries_of_each_layout_reads_at_most_3_markers(
+    case: Any, tmp_path: Path
+) -> None:
+    """DESIGN.md: one listing plus a handful of marker reads. Entries named in the layout's
+    way, the top three copies of the real framework's checkpoint (the rest empty): 100,000
+    under `make stress`, 10,000 in `make test` (the same code path, a tenth of the time)."""
+    run = tmp_path / "run"
+    run.mkdir()
+    source = case.source_path
+    count = 100_000 if os.environ.get("CKPT_STRESS") else 10_000
+    for i in range(1, count + 1):
+        target = run / case.name(i * 10)
+        if i > count - 3:
+            (shutil.copytree if source.is_dir() else shutil.copyfile)(source, target)
+        elif source.is_dir():
+            os.mkdir(target)
+        else:
+            target.touch()
+    code = (
+        "import sys\n"
+        "opened = []\n"
+        "def hook(event, args):\n"
+        f"    if event == 'open' and str(args[0]).startswith({str(run) + '/'!r}):\n"
+        "        opened.append(str(args[0]))\n"
+        "sys.addaudithook(hook)\n"
+        "from ckpt_cli.cli import app\n"
+        "try:\n"
+        f"    app(['latest', {str(run)!r}])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "sys.stderr.write('OPENED ' + repr(opened))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout == f"{run / case.name(count * 10)}\n", done.stderr
+    opened = ast.literal_eval(done.stderr.rsplit("OPENED ", 1)[1])
+    assert len({path.rsplit("/", 1)[-1] for path in opened}) <= 3, opened

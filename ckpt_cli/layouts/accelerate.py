@@ -69,7 +69,7 @@ def _accelerator_step(
     if info is None:
         return None
     with backend.open_blob(folder / "random_states_0.pkl", info.size) as blob:
-        values = top_level(file_pickle(blob))
+        values = top_level(file_pickle(blob), frozenset(("step",)))
     return integer(values.get("step")) if values is not None else None
 
 

@@ -155,10 +155,13 @@ def running_best(readings: list[Reading | CkptError | None], steps: list[int | N
 
 def entry_files(backend: Backend, folder: Location, entry: Entry | None) -> dict[str, FileInfo]:
     """Every file below a folder: from the listing when it told them (an object store),
-    else by one walk of the folder."""
+    else by one walk of the folder, which the entry keeps (its size is summed from it)."""
     if entry is not None and entry.files is not None:
         return dict(entry.files)
-    return backend.files(folder)
+    found = backend.files(folder)
+    if entry is not None:
+        entry.files = found
+    return dict(found)
 
 
 def bare_reading(layout: str, step: int | None, saved_at: float | None) -> Reading:

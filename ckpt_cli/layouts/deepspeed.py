@@ -2,11 +2,13 @@
 also nested inside Trainer folders (`checkpoint-800/global_step800/`).
 
 - **Signature**: a `*_model_states.pt` or `*_optim_states.pt` file in the tag folder.
-- **Complete** when every rank's shards are there, whole: a model-states file, as many model
-  parallel (`mp_rank_XX`) and data parallel (`zero_pp_rank_D`) shards as the model states
-  record (`mp_world_size`, `dp_world_size`, and the ZeRO stage of its `ds_config`: stage 1 and
-  up shard the optimizer), none empty (a power cut leaves 0-byte shards) and each a whole
-  torch archive (its zip end record is there). The record is read from the pickle's opcodes.
+- **Complete** when every rank's shards are there, whole: a model-states file, no gap in the
+  model parallel (`mp_rank_XX`) and data parallel (`zero_pp_rank_D`) ranks, none empty (a
+  power cut leaves 0-byte shards), each a whole torch archive (its zip end record is there),
+  and an optimizer shard where ZeRO shards the optimizer. `load` and `verify` count the
+  shards against what the model states record (`mp_world_size`, `dp_world_size`, the ZeRO
+  stage of `ds_config`, read from the pickle's opcodes: a large model's pickle is long); a
+  listing knows ZeRO by the `zero_to_fp32.py` that DeepSpeed copies beside the tags only then.
 - **Record**: the step is the tag's; DeepSpeed records no epoch or loss outside its pickles.
   Saved at the newest shard's mtime.
 - **Pointer**: `latest` names a tag; rank 0 writes it after its own shards only (before the
@@ -32,6 +34,8 @@ if TYPE_CHECKING:
 
 NAME = "deepspeed"
 POINTER = "latest"
+#: what DeepSpeed copies beside its tags, only when ZeRO (stage 1 and up) shards the optimizer
+RECOVERY_SCRIPT = "zero_to_fp32.py"
 _MODEL_RE = re.compile(r"(?:zero_pp_rank_([0-9]+)_)?mp_rank_([0-9]+)_model_states\.pt")
 _OPTIM_RE = re.compile(r"(?:bf16_)?zero_pp_rank_([0-9]+)_mp_rank_([0-9]+)_optim_states\.pt")
 #: a pointer file larger than this is no tag name
@@ -103,18 +107,29 @@ def problem(
     return None
 
 
-def whole_problem(backend: Backend, folder: Location, files: Mapping[str, FileInfo]) -> str | None:
-    """Why a tag is incomplete: `problem` with the world its model states record, then
+def whole_problem(
+    backend: Backend,
+    folder: Location,
+    files: Mapping[str, FileInfo],
+    whole: bool,
+    zero: bool,
+) -> str | None:
+    """Why a tag is incomplete: `problem`, then (`whole`: load, verify) with the world its
+    model states record, else (a listing) with what the run says: DeepSpeed copies
+    `zero_to_fp32.py` beside its tags only when ZeRO shards the optimizer (`zero`); then
     whether each shard is a whole torch archive."""
     found = problem(files)
     if found is not None:
         return found
-    recorded = world(backend, folder, files)
-    if recorded is None:
-        return "its model states are cut short (no zip end record)"
-    found = problem(files, recorded)
-    if found is not None:
-        return found
+    if whole:
+        recorded = world(backend, folder, files)
+        if recorded is None:
+            return "its model states are cut short (no zip end record)"
+        found = problem(files, recorded)
+        if found is not None:
+            return found
+    elif zero and not any(_OPTIM_RE.fullmatch(n) for n in files):
+        return f"no ZeRO optimizer shard (the run's {RECOVERY_SCRIPT} says ZeRO shards it)"
     for name in sorted(shards(files)):
         if not is_whole(backend, folder / name, files[name].size):
             return f"{name} is cut short (no zip end record)"
@@ -139,7 +154,11 @@ def _saved_at(files: Mapping[str, FileInfo]) -> float | None:
 
 
 def nested_problem(
-    backend: Backend, folder: Location, step: int | None, files: Mapping[str, FileInfo]
+    backend: Backend,
+    folder: Location,
+    step: int | None,
+    files: Mapping[str, FileInfo],
+    whole: bool,
 ) -> tuple[str | None, str | None]:
     """For a Trainer folder holding DeepSpeed's `latest` and tag: why its tag is incomplete
     (None when whole or absent), and a note when the tag's step is not the folder's
@@ -156,7 +175,7 @@ def nested_problem(
     if not inner:
         return f"DeepSpeed's latest names {tag}, which is not there", None
     try:
-        found = whole_problem(backend, folder / tag, inner)
+        found = whole_problem(backend, folder / tag, inner, whole, RECOVERY_SCRIPT in files)
     except OSError as exc:
         return f"cannot read DeepSpeed tag {tag}: {exc}", None
     if found is not None:
@@ -176,18 +195,20 @@ class DeepSpeedLayout(FolderLayout):
     def signed(self, name: str, files: Mapping[str, FileInfo]) -> bool:
         return bool(shards(files))
 
+    def context(self, backend: Backend, run: Location) -> bool:
+        return backend.state(run / RECOVERY_SCRIPT) == "file"
+
     def read(
         self,
         backend: Backend,
         folder: Location,
         step: int | None,
         files: Mapping[str, FileInfo],
-        context: object,
+        context: bool,
         whole: bool,
     ) -> Reading:
-        # whole or not: only the shards' own record says how many there must be
         try:
-            found = whole_problem(backend, folder, files)
+            found = whole_problem(backend, folder, files, whole, context)
         except OSError as exc:
             raise CkptFileSystemError(f"{folder}: cannot read a DeepSpeed shard: {exc}") from None
         if found is not None:

@@ -76,9 +76,10 @@ def _check(
     step: int,
     state: TrainerState,
     files: Mapping[str, FileInfo],
+    whole: bool,
 ) -> str | None:
-    """Raise when the folder is corrupt or incomplete; else a note for the listing (a nested
-    DeepSpeed tag of another step), if any."""
+    """Raise when the folder is corrupt or incomplete (`whole`: every check, for load);
+    else a note for the listing (a nested DeepSpeed tag of another step), if any."""
     if state.global_step != step:
         raise InvalidCheckpointError(
             f"{folder}: folder name says step {step} but {STATE_NAME} says {state.global_step}"
@@ -92,7 +93,7 @@ def _check(
         return None
     from .deepspeed import nested_problem  # DeepSpeed nests its tag here (`global_step<N>/`)
 
-    problem, note = nested_problem(backend, folder, step, files)
+    problem, note = nested_problem(backend, folder, step, files, whole)
     if problem is not None:
         raise IncompleteCheckpointError(f"{folder}: incomplete Trainer checkpoint, {problem}")
     return note
@@ -167,7 +168,7 @@ class TrainerLayout:
                 if info is None:
                     continue  # not the Trainer's (no signature)
                 state, whole = _read_state(backend, folder, info, previous)
-                note = _check(backend, folder, step, state, files)
+                note = _check(backend, folder, step, state, files, False)
             except FileNotFoundError:
                 continue
             except CkptError as exc:
@@ -199,7 +200,7 @@ class TrainerLayout:
         state = parse_state(data, str(folder / STATE_NAME))
         reading = _reading(state, files[STATE_NAME].mtime, True)
         if match is not None:
-            reading.note = _check(backend, folder, int(match.group(1)), state, files)
+            reading.note = _check(backend, folder, int(match.group(1)), state, files, True)
         return as_metadata(reading)
 
     def pins(

@@ -31,7 +31,7 @@ from ..core.errors import (
 )
 from ..core.paths import Location
 from .base import Pointer, Reading, as_metadata, running_best
-from .torch_archive import archive_pickle, end_record, integer, top_level
+from .torch_archive import archive_record, integer, top_level
 
 if TYPE_CHECKING:
     from ..core.format import Metadata
@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 
 NAME = "lightning"
 _VERSION_KEY = "pytorch-lightning_version"
+#: what a Lightning record holds first, and all a listing needs of it
+_RECORD = frozenset(("epoch", "global_step", _VERSION_KEY))
 _LAST_RE = re.compile(r"last(?:-v[0-9]+)?\.ckpt")
 _LOSS_IN_NAME_RE = re.compile(r"(?:^|[-_])[A-Za-z_/]*loss=([-+0-9.eE]+?|nan|inf)(?=-|\.ckpt$)")
 
@@ -61,14 +63,15 @@ def _read(
     """The record of a Lightning file; None when it is no Lightning archive; raises
     IncompleteCheckpointError when it is cut short."""
     with backend.open_blob(path, size) as blob:
-        if end_record(blob) is None:
+        whole, record = archive_record(blob)
+        if not whole:
             head = blob.read(0, min(4, blob.size))
             if head == b"PK\x03\x04" or blob.size == 0:
                 raise IncompleteCheckpointError(
                     f"{path}: incomplete Lightning checkpoint, cut short (no zip end record)"
                 )
             return None
-        values = top_level(archive_pickle(blob))
+        values = top_level(record, _RECORD)
     if values is None or _VERSION_KEY not in values:
         return None
     step = integer(values.get("global_step"))

@@ -43,23 +43,38 @@ class Opaque:
 OPAQUE = Opaque()
 
 
+class _Tail:
+    """The end of a file, read once: a small archive is all in it, so the central directory,
+    data.pkl's local header and its bytes are sliced from it, not read again."""
+
+    def __init__(self, blob: Blob) -> None:
+        self.blob = blob
+        self.start = max(0, blob.size - _TAIL)
+        self.data = blob.read(self.start, blob.size) if blob.size >= 22 else b""
+
+    def read(self, start: int, end: int) -> bytes:
+        if start >= self.start:
+            return self.data[start - self.start : end - self.start]
+        return self.blob.read(start, end)
+
+
+def _end_record(tail: _Tail) -> tuple[int, int] | None:
+    data = tail.data
+    at = data.rfind(_EOCD)
+    if at < 0 or at + 22 > len(data):
+        return None
+    cd_size, cd_offset = struct.unpack("<II", data[at + 12 : at + 20])
+    if cd_offset == 0xFFFFFFFF or cd_size == 0xFFFFFFFF:  # zip64: the end record is earlier
+        return (0, 0) if tail.start + at >= 56 else None
+    if cd_offset + cd_size > tail.start + at:
+        return None
+    return cd_offset, cd_size
+
+
 def end_record(blob: Blob) -> tuple[int, int] | None:
     """(offset, size) of the zip's central directory when its end record is there and
     consistent with the file's size, else None (not a zip, or cut short)."""
-    size = blob.size
-    if size < 22:
-        return None
-    start = max(0, size - _TAIL)
-    tail = blob.read(start, size)
-    at = tail.rfind(_EOCD)
-    if at < 0 or at + 22 > len(tail):
-        return None
-    cd_size, cd_offset = struct.unpack("<II", tail[at + 12 : at + 20])
-    if cd_offset == 0xFFFFFFFF or cd_size == 0xFFFFFFFF:  # zip64: the end record is earlier
-        return (0, 0) if start + at >= 56 else None
-    if cd_offset + cd_size > start + at:
-        return None
-    return cd_offset, cd_size
+    return _end_record(_Tail(blob))
 
 
 def is_whole(backend: Backend, path: Location, size: int | None = None) -> bool:
@@ -68,41 +83,48 @@ def is_whole(backend: Backend, path: Location, size: int | None = None) -> bool:
         return end_record(blob) is not None
 
 
-def _members(blob: Blob, offset: int, size: int) -> dict[str, tuple[int, int, int]]:
-    """name -> (method, compressed size, local header offset), from the central directory."""
-    data = blob.read(offset, offset + size)
-    found: dict[str, tuple[int, int, int]] = {}
+def _pickle_member(tail: _Tail, offset: int, size: int) -> tuple[int, int, int] | None:
+    """(method, compressed size, local header offset) of `<archive>/data.pkl`, from the
+    central directory (torch writes it first)."""
+    data = tail.read(offset, offset + size)
     at = 0
     while data[at : at + 4] == _CENTRAL:
-        method = struct.unpack("<H", data[at + 10 : at + 12])[0]
-        csize = struct.unpack("<I", data[at + 20 : at + 24])[0]
+        (method,) = struct.unpack("<H", data[at + 10 : at + 12])
+        (csize,) = struct.unpack("<I", data[at + 20 : at + 24])
         name_len, extra_len, comment_len = struct.unpack("<HHH", data[at + 28 : at + 34])
-        local = struct.unpack("<I", data[at + 42 : at + 46])[0]
-        name = data[at + 46 : at + 46 + name_len].decode("utf-8", "replace")
-        found[name] = (method, csize, local)
+        (local,) = struct.unpack("<I", data[at + 42 : at + 46])
+        name = data[at + 46 : at + 46 + name_len]
+        if name == b"data.pkl" or name.endswith(b"/data.pkl"):
+            return method, csize, local
         at += 46 + name_len + extra_len + comment_len
-    return found
+    return None
+
+
+def archive_record(blob: Blob) -> tuple[bool, bytes | None]:
+    """Whether a file is a whole zip archive (its end record is there), and the bytes of its
+    `<archive>/data.pkl` (None without one, or when it is compressed or too large to be a
+    plain record); one read of the file's end for a small archive."""
+    tail = _Tail(blob)
+    found = _end_record(tail)
+    if found is None:
+        return False, None
+    member = _pickle_member(tail, *found) if found != (0, 0) else None
+    if member is None:
+        return True, None
+    method, csize, local = member
+    if method != 0 or csize > _MAX_PICKLE:
+        return True, None
+    header = tail.read(local, local + 30)
+    if header[:4] != _LOCAL:
+        return True, None
+    name_len, extra_len = struct.unpack("<HH", header[26:30])
+    start = local + 30 + name_len + extra_len
+    return True, tail.read(start, start + csize)
 
 
 def archive_pickle(blob: Blob) -> bytes | None:
-    """The bytes of `<archive>/data.pkl` of a whole torch zip archive; None when the file is
-    not one (or its data.pkl is compressed or too large to be a plain record)."""
-    found = end_record(blob)
-    if found is None or found == (0, 0):
-        return None
-    members = _members(blob, *found)
-    name = next((n for n in members if n.endswith("/data.pkl") or n == "data.pkl"), None)
-    if name is None:
-        return None
-    method, csize, local = members[name]
-    if method != 0 or csize > _MAX_PICKLE:
-        return None
-    header = blob.read(local, local + 30)
-    if header[:4] != _LOCAL:
-        return None
-    name_len, extra_len = struct.unpack("<HH", header[26:30])
-    start = local + 30 + name_len + extra_len
-    return blob.read(start, start + csize)
+    """The bytes of `<archive>/data.pkl` of a whole torch zip archive, else None."""
+    return archive_record(blob)[1]
 
 
 def file_pickle(blob: Blob) -> bytes | None:
@@ -115,14 +137,33 @@ def file_pickle(blob: Blob) -> bytes | None:
     return None
 
 
-def plain_values(data: bytes) -> Any:
+_SCALARS = (str, int, float, bytes, type(None))
+
+
+def plain_values(data: bytes, wanted: frozenset[str] = frozenset()) -> Any:
     """The object a pickle describes, with every constructed object left opaque; raises
-    ValueError when the opcodes do not make one object."""
+    ValueError when the opcodes do not make one object.
+
+    With `wanted` keys of a top-level dict whose values are plain scalars, it stops as soon as
+    the leading scalar items of that dict's first batch hold them all (the opcodes are read in
+    Python: a Lightning record's three keys come first, and the rest is thousands of opcodes).
+    Only while nothing but scalars stands above the dict can a key and a value on the stack be
+    the dict's own: a nested dict is filled on the same stack (`}`, key, value, SETITEM).
+    """
     stack: list[Any] = []
     marks: list[int] = []
     memo: dict[int, Any] = {}
+    seen: set[str] = set()
+    leading = bool(wanted)
     try:
         for op, arg, _ in pickletools.genops(data):
+            if leading and marks == [1] and len(stack) > 1:
+                if not isinstance(stack[-1], _SCALARS) or not isinstance(stack[0], dict):
+                    leading = False  # a container: pairs can no longer be told apart
+                elif len(stack) % 2 == 1 and stack[-2] in wanted:
+                    seen.add(stack[-2])
+                    if seen == wanted:
+                        return {**stack[0], **_dict(stack[1:])}
             name = op.name
             if name in ("PROTO", "FRAME"):
                 continue
@@ -252,12 +293,13 @@ def _hashable(key: Any) -> bool:
     return True
 
 
-def top_level(data: bytes | None) -> dict[str, Any] | None:
-    """The pickled object's string-keyed values when it is a dict, else None."""
+def top_level(data: bytes | None, wanted: frozenset[str] = frozenset()) -> dict[str, Any] | None:
+    """The pickled object's string-keyed values when it is a dict, else None; with `wanted`
+    (scalar values), perhaps only the first of them (see `plain_values`)."""
     if data is None:
         return None
     try:
-        found = plain_values(data)
+        found = plain_values(data, wanted)
     except ValueError:
         return None
     if not isinstance(found, dict):

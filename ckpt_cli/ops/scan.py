@@ -126,7 +126,7 @@ def scan_run(
         kept = {id(e) for e in unclaimed}
         pending = [(e, ns) for e, ns in pending if id(e) in kept] + others
     for entry, namings in pending:
-        if entry.files is None and backend.state(run / entry.name) == "missing":
+        if not entry.files and backend.state(run / entry.name) == "missing":
             continue  # deleted since the listing (a prune beside us)
         step = first_step(entry.name, namings)
         if any(n.named for n in namings):

@@ -166,23 +166,23 @@ class LocalBackend:
     def files(self, folder: Location) -> dict[str, FileInfo]:
         from .listing import FileInfo
 
-        root = local(folder)
         found: dict[str, FileInfo] = {}
-        stack = [root]
+        # (folder, its path relative to the root with a trailing "/"): strings, not Paths, as
+        # `list` walks every checkpoint folder of a run
+        stack = [(str(local(folder)), "")]
         while stack:
-            current = stack.pop()
+            current, prefix = stack.pop()
             try:
                 listing = list(os.scandir(current))
             except OSError:
                 continue
             for item in listing:
-                path = Path(item.path)
-                relative = path.relative_to(root).as_posix()
+                relative = prefix + item.name
                 try:
                     if item.is_symlink():
                         found[relative] = FileInfo(0, kind="link")
                     elif item.is_dir(follow_symlinks=False):
-                        stack.append(path)
+                        stack.append((item.path, relative + "/"))
                     elif item.is_file(follow_symlinks=False):
                         info = item.stat(follow_symlinks=False)
                         found[relative] = FileInfo(info.st_size, info.st_mtime)
@@ -196,6 +196,8 @@ class LocalBackend:
                 return os.stat(local(path), follow_symlinks=False).st_size
             except OSError:
                 return 0
+        if entry.files is not None:  # the layout walked it already (`layouts.base.entry_files`)
+            return sum(info.size for info in entry.files.values() if info.kind == "file")
         return folder_bytes(local(path))
 
     def sha256(self, path: Location, size: int, progress: ByteProgress) -> str:
