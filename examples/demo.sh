@@ -55,3 +55,21 @@ step ckpt save "$TRAINER" --step 60
 "$CKPT" save "$TRAINER" --step 60
 step ckpt verify "$TRAINER/checkpoint-60"
 "$CKPT" verify "$TRAINER/checkpoint-60"
+
+# The other frameworks' runs, as the real frameworks wrote them (tests/fixtures): a DeepSpeed
+# run killed before it rewrote `latest` (the hint names global_step4; the highest complete tag
+# is global_step6, and global_step4 is kept), and a Lightning run whose checkpoints are files.
+DEEPSPEED=demo-run/deepspeed
+cp -r tests/fixtures/deepspeed/torn-before-latest "$DEEPSPEED"
+step ckpt list "$DEEPSPEED"
+"$CKPT" list "$DEEPSPEED"
+step ckpt latest "$DEEPSPEED"
+"$CKPT" latest "$DEEPSPEED"
+step ckpt prune "$DEEPSPEED" --keep-last 1 --dry-run
+"$CKPT" prune "$DEEPSPEED" --keep-last 1 --dry-run
+LIGHTNING=demo-run/lightning
+cp -r tests/fixtures/lightning/topk-copy/checkpoints "$LIGHTNING"
+step ckpt list "$LIGHTNING"
+"$CKPT" list "$LIGHTNING"
+step ckpt latest "$LIGHTNING"
+"$CKPT" latest "$LIGHTNING"

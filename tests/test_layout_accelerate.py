@@ -27,6 +27,8 @@ def test_a_save_counter_orders_the_run_and_says_so(tmp_path: Path) -> None:
     assert "#4" in ckpt("list", run).stdout
     assert ckpt("latest", run).stdout.strip() == str(run / "checkpoint_4")
     assert Checkpoint.find_latest(run).extra["save_index"] == 4
+    loaded = ckpt_json("load", run / "checkpoint_4")
+    assert (loaded["global_step"], loaded["save_index"]) == (None, 4)
     assert ckpt("verify", run).returncode == 0
 
 

@@ -166,6 +166,10 @@ def show_metadata(folder: Location, meta: Metadata, as_json: bool, field: str | 
     """`load` and `latest --json/--field`: one checkpoint in full."""
     doc = metadata_to_json(meta, path=str(folder), status="valid")
     doc.setdefault("layout", "ckpt")
+    if doc.get("save_index") is not None:
+        # numbered by a save counter (Accelerate's `checkpoint_<i>`): no step can be read, as
+        # `list` says; the format's integer (the counter) stays the Python API's
+        doc["global_step"] = None
     if field is not None:
         if field not in doc:
             raise UsageError(f"--field: unknown field {field!r} (known: {', '.join(doc)})")
