@@ -387,3 +387,22 @@ def test_latest_on_100k_entries_of_each_layout_reads_at_most_3_markers(
     opened = ast.literal_eval(done.stderr.rsplit("OPENED ", 1)[1])
     shutil.rmtree(run)  # not left for pytest's own clean-up of old runs
     assert len({path.rsplit("/", 1)[-1] for path in opened}) <= 3, opened
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(_step_names([0, 3]), _OTHER, _JUNK), st.sampled_from(["dir", "file"]))
+def test_the_namings_shortcuts_agree_with_every_pattern(name: str, shape: str) -> None:
+    """namings_of's `checkpoint-<N>` shortcut and the pointer gate find what the patterns do."""
+    from ckpt_cli.core.namings import POINTERS, may_be_pointer, namings_of
+
+    every = [n for n in NAMINGS if n.shape == shape and n.pattern.fullmatch(name)]
+    assert namings_of(name, shape) == every  # type: ignore[arg-type]
+    if any(pattern.fullmatch(name) for _, pattern in POINTERS):
+        assert may_be_pointer(name)
+
+
+def test_the_pointer_gate_lets_every_pointer_through() -> None:
+    from ckpt_cli.core.namings import POINTERS, may_be_pointer
+
+    for name in ("latest", "latest_checkpointed_iteration.txt", "last.ckpt", "last-v12.ckpt"):
+        assert any(pattern.fullmatch(name) for _, pattern in POINTERS) and may_be_pointer(name)

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from .records import CHECKPOINT_RE
+from .records import CHECKPOINT_RE, STAGING_RE, TRASH_RE
 
 EntryShape = Literal["dir", "file"]
 
@@ -107,6 +107,13 @@ POINTERS: tuple[tuple[str, re.Pattern[str]], ...] = (
 #: the pointer files that have one fixed name
 POINTER_NAMES = frozenset(("latest", "latest_checkpointed_iteration.txt"))
 
+
+def may_be_pointer(name: str) -> bool:
+    """A cheap gate of `POINTERS` for every name of a listing: a fixed name, or Lightning's
+    `last*.ckpt`."""
+    return name in POINTER_NAMES or (name.endswith(".ckpt") and name.startswith("last"))
+
+
 #: the files whose writing completes a folder, by layout (what `latest` compares the times of
 #: to see a run restarted from a lower step)
 MARKERS = ("metadata.json", "trainer_state.json", ".metadata", "_CHECKPOINT_METADATA")
@@ -118,7 +125,12 @@ COUNTS_EVERY_ENTRY = ("accelerate",)
 
 
 def namings_of(name: str, shape: EntryShape) -> list[Naming]:
-    """The namings an entry of that name and shape matches, in the order of `NAMINGS`."""
+    """The namings an entry of that name and shape matches, in the order of `NAMINGS`.
+
+    A scan asks this of every entry: a `checkpoint-<N>` folder (most runs hold only those)
+    matches exactly the namings of that pattern, found with one regex instead of each."""
+    if shape == "dir" and CHECKPOINT_RE.fullmatch(name):
+        return list(_CHECKPOINT_FOLDER)
     return [n for n in NAMINGS if n.shape == shape and n.pattern.fullmatch(name)]
 
 
@@ -173,10 +185,10 @@ def counts_every_entry(names: list[str]) -> bool:
     return any(pattern.fullmatch(name) for name in names for pattern in _COUNTING)
 
 
+#: every folder naming whose pattern is the `checkpoint-<N>` one; no other folder naming can
+#: match such a name (none starts so or is a bare number), which a test checks
+_CHECKPOINT_FOLDER = tuple(n for n in NAMINGS if n.shape == "dir" and n.pattern is CHECKPOINT_RE)
 _COUNTING = tuple(n.pattern for n in NAMINGS if n.layout in COUNTS_EVERY_ENTRY and n.counter)
-
-
-_HIDDEN_RE = re.compile(r"\.checkpoint-[0-9]+\.(?:staging|deleting)-[A-Za-z0-9_-]+")
 
 
 def could_be_deleted(name: str) -> bool:
@@ -185,5 +197,6 @@ def could_be_deleted(name: str) -> bool:
     return (
         any(n.pattern.fullmatch(name) for n in NAMINGS)
         or temporary_step(name) is not None
-        or _HIDDEN_RE.fullmatch(name) is not None
+        or STAGING_RE.fullmatch(name) is not None
+        or TRASH_RE.fullmatch(name) is not None
     )

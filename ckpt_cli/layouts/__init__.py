@@ -26,7 +26,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 from ..core.errors import NoSignatureError
-from ..core.namings import NAMINGS, POINTER_NAMES, POINTERS
+from ..core.namings import NAMINGS, POINTERS, may_be_pointer
 
 if TYPE_CHECKING:
     from ..core.format import Metadata
@@ -99,4 +99,4 @@ def pointers(
 
 def pointer_candidates(names: Iterable[str]) -> list[str]:
     """The names of a listing that may be pointer files (one cheap pass)."""
-    return [n for n in names if n in POINTER_NAMES or (n.endswith(".ckpt") and n[:4] == "last")]
+    return [name for name in names if may_be_pointer(name)]

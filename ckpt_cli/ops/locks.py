@@ -16,18 +16,19 @@ from ..core.paths import Location
 from ..storage.base import Backend, Guard
 
 
-def lock_beside(backend: Backend, run: Location) -> bool:
-    """Whether the run's lock goes beside it (a local run where Accelerate writes)."""
+def lock_beside(backend: Backend, run: Location, names: list[str] | None = None) -> bool:
+    """Whether the run's lock goes beside it (a local run where Accelerate writes); `names`,
+    the run's listing when the caller has it."""
     if not backend.links:  # an object store: no framework counts its prefixes
         return False
     try:
-        return counts_every_entry(backend.names(run))
+        return counts_every_entry(backend.names(run) if names is None else names)
     except NoRunDirError:
         return False
 
 
 def run_lock(
-    backend: Backend, run: Location, timeout: float | None
+    backend: Backend, run: Location, timeout: float | None, names: list[str] | None = None
 ) -> AbstractContextManager[Guard]:
     """The lock of `run`, wherever it goes."""
-    return backend.lock(run, timeout, beside=lock_beside(backend, run))
+    return backend.lock(run, timeout, beside=lock_beside(backend, run, names))

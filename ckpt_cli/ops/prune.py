@@ -103,7 +103,8 @@ def prune_run_dir(
         ]
         return result
     backend.require_run(run)
-    if backend.links and not any(could_be_deleted(name) for name in backend.names(run)):
+    names = backend.names(run) if backend.links else None
+    if names is not None and not any(could_be_deleted(name) for name in names):
         # nothing a prune may ever delete: no lock, so that a cron job pointed at a folder
         # that another tool writes leaves nothing of its own there (Accelerate's rotation
         # fails on a name without a digit)
@@ -111,7 +112,7 @@ def prune_run_dir(
         plan = _plan(listing, policy, now)
         if not plan.deletions:  # else something came meanwhile: prune under the lock
             return PruneResult(run, plan, dry_run=False, warnings=listing.warnings)
-    with run_lock(backend, run, lock_timeout) as guard:
+    with run_lock(backend, run, lock_timeout, names) as guard:
         return prune_locked(
             backend, run, policy, guard, now=now, sizes=sizes, progress=progress, layout=layout
         )

@@ -99,7 +99,12 @@ def scan_run(
             records[entry.name] = record
     readings: dict[str, Reading] = {}
     used: list[Layout] = []
+    asked = {n.layout for _, namings in pending for n in namings}
     for name in layout_names() if layout is None else [layout]:
+        if not pending:
+            break
+        if name not in asked:
+            continue
         mine: list[tuple[Entry, int | None]] = []
         others: list[tuple[Entry, list[Naming]]] = []
         for entry, namings in pending:
