@@ -18,22 +18,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from .records import CHECKPOINT_RE, STAGING_RE, TRASH_RE
 
 EntryShape = Literal["dir", "file"]
 
 
-@dataclass(frozen=True, slots=True)
-class Naming:
-    """One way a layout names its checkpoints."""
+class Naming(NamedTuple):
+    """One way a layout names its checkpoints (a NamedTuple: `ckpt latest` imports this
+    table, and a frozen dataclass with slots costs it about 2 ms more to build)."""
 
     #: the layout whose naming this is
     layout: str
-    #: matched whole against an entry name; group 1, when there is one, is the step
-    pattern: re.Pattern[str]
+    #: the regex matched whole against an entry name; group 1, when there is one, is the step
+    source: str
     #: a folder or a file (Lightning's checkpoints are files)
     shape: EntryShape = "dir"
     #: the name alone says "checkpoint" (else only a signature inside makes it one)
@@ -46,6 +45,12 @@ class Naming:
     #: a literal that every matching name ends with (file namings: `.ckpt`)
     suffix: str | None = None
 
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        """The compiled regex, compiled on first use (`re` keeps it): `ckpt latest` on a run
+        of one layout needs few of them, and compiling them all costs its start-up."""
+        return re.compile(self.source)
+
 
 def _naming(
     layout: str,
@@ -57,7 +62,7 @@ def _naming(
     prefix: str | None = None,
     suffix: str | None = None,
 ) -> Naming:
-    return Naming(layout, re.compile(pattern), shape, named, counter, prefix, suffix)
+    return Naming(layout, pattern, shape, named, counter, prefix, suffix)
 
 
 STEP = r"([0-9]+)"
@@ -65,15 +70,15 @@ STEP = r"([0-9]+)"
 #: In the order folders are offered to layouts: ckpt's own first (a sealed folder is read by
 #: its marker), then the Trainer, then the frameworks whose names are their own.
 NAMINGS: tuple[Naming, ...] = (
-    Naming("ckpt", CHECKPOINT_RE, prefix="checkpoint-"),
-    Naming("hf-trainer", CHECKPOINT_RE, prefix="checkpoint-"),
+    Naming("ckpt", CHECKPOINT_RE.pattern, prefix="checkpoint-"),
+    Naming("hf-trainer", CHECKPOINT_RE.pattern, prefix="checkpoint-"),
     _naming("deepspeed", r"global_step" + STEP, prefix="global_step"),
     _naming("megatron", r"iter_" + STEP, prefix="iter_"),
     _naming("accelerate", r"checkpoint_" + STEP, counter=True, prefix="checkpoint_"),
     # diffusers' training scripts call save_state with `checkpoint-<global_step>`
-    Naming("accelerate", CHECKPOINT_RE, prefix="checkpoint-"),
+    Naming("accelerate", CHECKPOINT_RE.pattern, prefix="checkpoint-"),
     _naming("dcp", r"step-" + STEP, prefix="step-"),
-    Naming("dcp", CHECKPOINT_RE, prefix="checkpoint-"),
+    Naming("dcp", CHECKPOINT_RE.pattern, prefix="checkpoint-"),
     _naming("orbax", STEP, named=False, prefix=""),
     _naming("orbax", r"[A-Za-z][A-Za-z0-9]*_" + STEP, named=False),
     _naming(
@@ -182,13 +187,15 @@ def temporary_step(name: str) -> int | None:
 
 def counts_every_entry(names: list[str]) -> bool:
     """Whether a framework that counts every entry of the run directory writes there."""
-    return any(pattern.fullmatch(name) for name in names for pattern in _COUNTING)
+    return any(re.fullmatch(source, name) for name in names for source in _COUNTING)
 
 
 #: every folder naming whose pattern is the `checkpoint-<N>` one; no other folder naming can
 #: match such a name (none starts so or is a bare number), which a test checks
-_CHECKPOINT_FOLDER = tuple(n for n in NAMINGS if n.shape == "dir" and n.pattern is CHECKPOINT_RE)
-_COUNTING = tuple(n.pattern for n in NAMINGS if n.layout in COUNTS_EVERY_ENTRY and n.counter)
+_CHECKPOINT_FOLDER = tuple(
+    n for n in NAMINGS if n.shape == "dir" and n.source == CHECKPOINT_RE.pattern
+)
+_COUNTING = tuple(n.source for n in NAMINGS if n.layout in COUNTS_EVERY_ENTRY and n.counter)
 
 
 def could_be_deleted(name: str) -> bool:

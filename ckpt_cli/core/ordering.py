@@ -20,7 +20,6 @@ import heapq
 import re
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 from .namings import NAMINGS
 
@@ -30,9 +29,10 @@ _PREFIXES = tuple(dict.fromkeys(n.prefix for n in NAMINGS if n.prefix is not Non
 #: namings without a literal prefix that are searched in the joined text (Orbax's
 #: `<prefix>_<N>`), and the file namings (matched name by name among `*.ckpt` names)
 _SKIPPED = "|".join(re.escape(p) for p in _PREFIXES if p)  # what a prefixed naming finds
+#: (sources: compiled when the general path needs them, and `re` keeps them)
 _SEARCHED = tuple(
     dict.fromkeys(
-        re.compile(f"/(?!(?:{_SKIPPED})[0-9]+/)(" + n.pattern.pattern + ")(?=/)")
+        f"/(?!(?:{_SKIPPED})[0-9]+/)(" + n.source + ")(?=/)"
         for n in NAMINGS
         if n.prefix is None and n.suffix is None
     )
@@ -61,15 +61,18 @@ def _key(item: Step) -> tuple[int, bool, str]:
     return (-step, padded, name)
 
 
-@dataclass
 class Ordering:
-    """A listing's checkpoint names, highest step first (lazily), and those with no step."""
+    """A listing's checkpoint names, highest step first (lazily), and those with no step.
+    (A plain class: `ckpt latest` imports this module, and a dataclass costs it 1 ms.)"""
 
-    names: list[str]
-    text: str
-    #: only `checkpoint-<N>` names can be checkpoints here (the fast path)
-    simple: bool
-    stepless: list[str]
+    __slots__ = ("names", "simple", "stepless", "text")
+
+    def __init__(self, names: list[str], text: str, simple: bool, stepless: list[str]) -> None:
+        self.names = names
+        self.text = text
+        #: only `checkpoint-<N>` names can be checkpoints here (the fast path)
+        self.simple = simple
+        self.stepless = stepless
 
     def __contains__(self, name: object) -> bool:
         """Whether the listing holds `name` (a substring search: no set of 100,000 names)."""
@@ -106,7 +109,7 @@ def _merged(text: str, names: list[str]) -> Iterator[Step]:
     """Every naming's names, merged lazily in `_key` order, each name once."""
     sources: list[Iterator[Step]] = [_prefixed(text, prefix) for prefix in _PREFIXES]
     if _GATE_RES[1].search(text):
-        searched = [(int(m.group(2)), m.group(1)) for p in _SEARCHED for m in p.finditer(text)]
+        searched = [(int(m.group(2)), m.group(1)) for p in _SEARCHED for m in re.finditer(p, text)]
         sources.append(iter(sorted(searched, key=_key)))
     if any(suffix + "/" in text for suffix in _FILE_SUFFIXES):
         sources.append(iter(sorted(_file_steps(names), key=_key)))

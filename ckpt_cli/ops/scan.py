@@ -197,7 +197,7 @@ def _by_name(
     shape: EntryShape | None = "dir" if is_dir else "file" if entry.type == "file" else None
     namings = namings_of(name, shape) if shape is not None else []
     if layout is not None:  # forced: every entry named as some layout's is read by this one
-        namings = [replace(n, layout=layout) for n in namings]
+        namings = [n._replace(layout=layout) for n in namings]
     if not namings:
         return CheckpointRecord(path, name, "other", "valid", step=named_step(name), size=size), []
     said = first_step(name, namings)
